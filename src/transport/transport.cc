@@ -312,13 +312,13 @@ class PeerSender {
 
   // A write failed or no connection: drop the batch and everything queued,
   // report the peer unreachable and back off before the next attempt.
-  void mark_down(uint64_t lost, const std::string& why) {
+  void mark_down(uint64_t lost, const std::string& why, bool refused = false) {
     std::mt19937_64& rng = rng_;
     uint64_t dropped = lost;
     bool was_up;
     {
       std::lock_guard lk(mu_);
-      was_up = state_ != State::kDown && !had_failure_;
+      was_up = !had_failure_;
       had_failure_ = true;
       dropped += queue_.size();
       queue_.clear();
@@ -331,7 +331,10 @@ class PeerSender {
                                        t_.options_.backoff_max_ms);
     }
     t_.counters_.dropped_peer_down += dropped;
-    if (was_up) {
+    // Logged once per outage (the first failure); retries log at debug level.
+    if (was_up && refused) {
+      spdlog::error("transport: member {} refused our messages: {}", hex(id_.value()), why);
+    } else if (was_up) {
       spdlog::warn("transport: member {} unreachable: {}", hex(id_.value()), why);
     } else {
       spdlog::debug("transport: member {} still unreachable: {}", hex(id_.value()), why);
@@ -387,11 +390,10 @@ class PeerSender {
       for (const raft::Message& m : msgs) encode_message(m, batch.add_messages());
       if (!writer_->Write(batch)) {
         grpc::Status st = close_stream();
-        if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-          spdlog::error("transport: member {} refused our messages: {}", hex(id_.value()),
-                        st.error_message());
-        }
-        mark_down(msgs.size(), st.error_message());
+        // FAILED_PRECONDITION: the peer refused us (other cluster, other
+        // protocol version); an operator must act, so it is an error.
+        mark_down(msgs.size(), st.error_message(),
+                  st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
         continue;
       }
       t_.counters_.messages_sent += msgs.size();
@@ -598,7 +600,9 @@ class PeerService final : public raftkvpb::Peer::Service {
   };
 
   grpc::Status reject(const Status& s, grpc::ServerContext* ctx) {
-    ++t_.counters_.inbound_rejected;
+    // A refused sender reconnects after its backoff; log the 1st, 2nd, 4th...
+    // refusal so a misconfigured peer is visible without flooding the log.
+    if (!power_of_two(++t_.counters_.inbound_rejected)) return to_grpc(s);
     if (s.code() == Code::kFailedPrecondition) {
       spdlog::error("transport: refusing peer stream from {}: {}", ctx->peer(), s.message());
     } else {
@@ -761,7 +765,8 @@ void Transport::send(std::vector<raft::Message> msgs) {
     std::vector<raft::Message> plain;
     plain.reserve(list.size());
     for (raft::Message& m : list) {
-      if (m.type == raft::MessageType::kSnapshot && m.snapshot.has_value()) {
+      if (m.type == raft::MessageType::kSnapshot) {
+        RAFTKV_CHECK_MSG(m.snapshot.has_value(), "a kSnapshot message must carry a snapshot");
         it->second->start_snapshot(std::move(m));
       } else {
         plain.push_back(std::move(m));

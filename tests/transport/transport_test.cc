@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "loopback_member.h"
 #include "raftkv/peer.grpc.pb.h"
 
 namespace raftkv::transport {
@@ -28,17 +29,10 @@ using raft::Message;
 using raft::MessageType;
 using raft::NodeId;
 
-constexpr uint64_t kCluster = 0x1234;
+using loopback::kCluster;
+using loopback::Member;
+using loopback::wait_for;
 
-// Polls `cond` every 5 ms until it holds or `timeout` passes.
-bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return cond();
-}
 
 Message heartbeat(NodeId from, NodeId to, uint64_t commit) {
   Message m;
@@ -83,83 +77,6 @@ std::string pattern(size_t n) {
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 977) & 0xFF);
   return s;
 }
-
-// One member: a Transport, its own gRPC server on a kernel-chosen port, an
-// inbox with an optional capacity, and a record of the callbacks.
-struct Member {
-  explicit Member(uint64_t id, TransportOptions opts = {}, int port = 0,
-                  std::shared_ptr<SnapshotSink> sink = nullptr, size_t inbox_capacity = SIZE_MAX,
-                  uint64_t cluster = kCluster) {
-    opts.local_id = NodeId(id);
-    opts.cluster_id = cluster;
-    if (opts.backoff_initial_ms == TransportOptions{}.backoff_initial_ms) {
-      opts.backoff_initial_ms = 20;
-      opts.backoff_max_ms = 200;
-    }
-    if (!sink) sink = std::make_shared<MemorySnapshotSink>(64ull << 20);
-    capacity = inbox_capacity;
-    TransportCallbacks cb;
-    cb.deliver = [this](Message&& m) {
-      std::lock_guard lk(mu);
-      if (inbox.size() >= capacity) return false;
-      inbox.push_back(std::move(m));
-      return true;
-    };
-    cb.unreachable = [this](NodeId p) {
-      std::lock_guard lk(mu);
-      unreachable.push_back(p);
-    };
-    cb.snapshot_status = [this](NodeId p, bool ok) {
-      std::lock_guard lk(mu);
-      snapshot_reports.emplace_back(p, ok);
-    };
-    transport = std::make_unique<Transport>(opts, std::move(cb), std::move(sink));
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
-                       &this->port);
-    b.SetMaxReceiveMessageSize(64 << 20);
-    transport->register_service(b);
-    server = b.BuildAndStart();
-    EXPECT_NE(server, nullptr);
-    EXPECT_GT(this->port, 0);
-  }
-  ~Member() { shutdown(); }
-
-  void shutdown() {
-    if (!transport) return;
-    transport->stop();
-    server->Shutdown(std::chrono::system_clock::now() + 2s);
-    server.reset();
-    transport.reset();
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
-  size_t received() {
-    std::lock_guard lk(mu);
-    return inbox.size();
-  }
-  std::vector<Message> messages() {
-    std::lock_guard lk(mu);
-    return inbox;
-  }
-  size_t unreachable_reports() {
-    std::lock_guard lk(mu);
-    return unreachable.size();
-  }
-  std::vector<std::pair<NodeId, bool>> snapshots() {
-    std::lock_guard lk(mu);
-    return snapshot_reports;
-  }
-
-  std::mutex mu;
-  size_t capacity;
-  std::vector<Message> inbox;
-  std::vector<NodeId> unreachable;
-  std::vector<std::pair<NodeId, bool>> snapshot_reports;
-  int port = 0;
-  std::unique_ptr<Transport> transport;
-  std::unique_ptr<grpc::Server> server;
-};
 
 TEST(TransportTest, TwoMembersExchangeMessagesInOrder) {
   Member a(1), b(2);
