@@ -1,16 +1,25 @@
 // Server configuration: etcd's flags (same names, meanings and defaults, see
-// docs/configuration.md), read from the command line and from RAFTKV_*
+// etcd's documentation), read from the command line and from RAFTKV_*
 // environment variables, validated once at start with messages that say what
 // to change, and the member and cluster ids derived exactly as etcd derives
 // them (so a raftkv member bootstrapped with the same --initial-cluster and
 // --initial-cluster-token gets the ids etcd would print).
+//
+// Where raftkv differs from etcd 3.4, on purpose:
+//  - defaults use 127.0.0.1 where etcd says localhost; the data directory is
+//    "<name>.raftkv"; environment variables are RAFTKV_* instead of ETCD_*;
+//  - one peer URL per member: a name listed twice in --initial-cluster (etcd's
+//    way of giving a member several URLs) is refused, and
+//    --initial-advertise-peer-urls takes exactly one URL;
+//  - only http:// URLs: https is refused with a clear message until TLS lands;
+//    unix sockets are not supported;
+//  - --max-request-bytes must lie in [1 KiB, 64 MiB] (etcd only warns).
 //
 // Thread-safety: plain values and pure functions (parse_flags reads the
 // process environment).
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

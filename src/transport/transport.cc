@@ -67,7 +67,10 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target, const Tra
   // that a restarted peer is back far beyond backoff_max_ms.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_initial_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_initial_ms));
+  // gRPC uses the "min reconnect backoff" as the deadline of one connection
+  // attempt (TCP + HTTP/2 handshake): it must be the connect timeout, not the
+  // first backoff step, or a slow handshake could never succeed.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.connect_timeout_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_max_ms));
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
