@@ -56,9 +56,9 @@ struct Config {
   std::string initial_cluster_token = "etcd-cluster";
   uint32_t heartbeat_interval_ms = 100;
   uint32_t election_timeout_ms = 1000;
-  uint64_t snapshot_count = 100000;      ///< Applied entries between snapshots.
-  uint32_t max_snapshots = 5;            ///< Snapshot files kept; 0 = unlimited.
-  uint32_t max_wals = 5;                 ///< WAL files kept; 0 = unlimited.
+  uint64_t snapshot_count = 100000;  ///< Applied entries between snapshots.
+  uint32_t max_snapshots = 5;        ///< Snapshot files kept; 0 = unlimited.
+  uint32_t max_wals = 5;             ///< WAL files kept; 0 = unlimited.
   /// Backend size limit: 0 means the default (2 GiB), negative disables the
   /// quota (both as in etcd). Use quota_backend_bytes_effective().
   int64_t quota_backend_bytes = 0;
@@ -74,7 +74,7 @@ struct Config {
 
   /// Bytes, or 0 when the quota is disabled.
   uint64_t quota_backend_bytes_effective() const;
-  /// Election timeout and heartbeat in ticks of heartbeat_interval_ms (etcd's rule).
+  /// The election timeout in heartbeat ticks (etcd: election-timeout / heartbeat-interval).
   uint32_t election_ticks() const { return election_timeout_ms / heartbeat_interval_ms; }
 };
 
@@ -82,7 +82,7 @@ struct Config {
 struct ParsedFlags {
   bool exit_now = false;  ///< --help or --version: print `output`, exit 0.
   std::string output;
-  Config config;          ///< Valid (validate_config passed) when !exit_now.
+  Config config;  ///< Valid (validate_config passed) when !exit_now.
 };
 
 /// Parses `argv` (argv[0] is the program name) on top of RAFTKV_* environment

@@ -16,8 +16,8 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "raftkv/peer.pb.h"
 #include "raft/types.h"
+#include "raftkv/peer.pb.h"
 
 namespace raftkv::transport {
 

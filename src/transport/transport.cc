@@ -1,14 +1,17 @@
 #include "transport/transport.h"
 
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <random>
+#include <set>
 #include <thread>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "base/check.h"
 #include "raftkv/peer.grpc.pb.h"
@@ -27,26 +30,57 @@ std::string hex(uint64_t v) {
 
 // Log the 1st, 2nd, 4th, 8th... occurrence of a repeated event, so a flood
 // of drops is visible without flooding the log.
-bool power_of_two(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
+bool power_of_two(uint64_t n) {
+  return n != 0 && (n & (n - 1)) == 0;
+}
 
 grpc::Status to_grpc(const Status& s) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   switch (s.code()) {
-    case Code::kOk: return grpc::Status::OK;
-    case Code::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Code::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case Code::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Code::kOutOfRange: code = grpc::StatusCode::OUT_OF_RANGE; break;
-    case Code::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Code::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Code::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case Code::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case Code::kAborted: code = grpc::StatusCode::ABORTED; break;
-    case Code::kCorruption: code = grpc::StatusCode::DATA_LOSS; break;
-    case Code::kIOError: code = grpc::StatusCode::INTERNAL; break;
-    case Code::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Code::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
-    case Code::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case Code::kOk:
+      return grpc::Status::OK;
+    case Code::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case Code::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case Code::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case Code::kOutOfRange:
+      code = grpc::StatusCode::OUT_OF_RANGE;
+      break;
+    case Code::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Code::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case Code::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case Code::kDeadlineExceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case Code::kAborted:
+      code = grpc::StatusCode::ABORTED;
+      break;
+    case Code::kCorruption:
+      code = grpc::StatusCode::DATA_LOSS;
+      break;
+    case Code::kIOError:
+      code = grpc::StatusCode::INTERNAL;
+      break;
+    case Code::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case Code::kUnauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
+    case Code::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }
@@ -180,8 +214,7 @@ class Reporter {
 class PeerSender {
  public:
   PeerSender(Transport& t, raft::NodeId id, std::string target)
-      : t_(t), id_(id), target_(std::move(target)),
-        backoff_ms_(t.options_.backoff_initial_ms) {
+      : t_(t), id_(id), target_(std::move(target)), backoff_ms_(t.options_.backoff_initial_ms) {
     thread_ = std::thread([this] { run(); });
   }
   ~PeerSender() { stop(); }
@@ -211,8 +244,8 @@ class PeerSender {
     t_.counters_.dropped_peer_down += dropped_down;
     const uint64_t total_full = (t_.counters_.dropped_queue_full += dropped_full);
     if (dropped_full > 0 && power_of_two(total_full)) {
-      spdlog::warn("transport: queue to member {} full; {} messages dropped so far", hex(id_.value()),
-                   total_full);
+      spdlog::warn("transport: queue to member {} full; {} messages dropped so far",
+                   hex(id_.value()), total_full);
     }
     t_.reporter_->unreachable(id_);
   }
@@ -330,8 +363,8 @@ class PeerSender {
       // Full jitter in the upper half: [backoff/2, backoff].
       std::uniform_int_distribution<uint32_t> jitter(backoff_ms_ / 2, backoff_ms_);
       retry_at_ = Clock::now() + std::chrono::milliseconds(jitter(rng));
-      backoff_ms_ = std::min<uint64_t>(static_cast<uint64_t>(backoff_ms_) * 2,
-                                       t_.options_.backoff_max_ms);
+      backoff_ms_ =
+          std::min<uint64_t>(static_cast<uint64_t>(backoff_ms_) * 2, t_.options_.backoff_max_ms);
     }
     t_.counters_.dropped_peer_down += dropped;
     // Logged once per outage (the first failure); retries log at debug level.
@@ -514,7 +547,8 @@ class PeerService final : public raftkvpb::Peer::Service {
  public:
   explicit PeerService(Transport& t) : t_(t) {}
 
-  grpc::Status Messages(grpc::ServerContext* ctx, grpc::ServerReader<raftkvpb::MessageBatch>* reader,
+  grpc::Status Messages(grpc::ServerContext* ctx,
+                        grpc::ServerReader<raftkvpb::MessageBatch>* reader,
                         raftkvpb::MessagesResponse* resp) override {
     Active active(*this, ctx);
     if (!active.admitted) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport stopped");
@@ -525,7 +559,8 @@ class PeerService final : public raftkvpb::Peer::Service {
       if (!s.is_ok()) return reject(s, ctx);
       const raft::NodeId from(batch.header().from());
       for (const raftkvpb::Message& pm : batch.messages()) {
-        Result<raft::Message> m = decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
+        Result<raft::Message> m =
+            decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
         if (!m) return reject(m.status(), ctx);
         if (m->type == raft::MessageType::kSnapshot) {
           return reject(Status::invalid_argument("snapshots must travel over SendSnapshot"), ctx);
@@ -618,8 +653,8 @@ class PeerService final : public raftkvpb::Peer::Service {
                           raftkvpb::SnapshotAck* ack) {
     raftkvpb::SnapshotChunk chunk;
     if (!reader->Read(&chunk)) return Status::corruption("snapshot stream ended before its header");
-    RAFTKV_RETURN_IF_ERROR(check_header(chunk.header(), t_.options_.cluster_id,
-                                        t_.options_.local_id));
+    RAFTKV_RETURN_IF_ERROR(
+        check_header(chunk.header(), t_.options_.cluster_id, t_.options_.local_id));
     const raft::NodeId from(chunk.header().from());
     Result<raft::Message> m =
         decode_message(chunk.message(), from, t_.options_.local_id, t_.options_.limits);
@@ -631,8 +666,7 @@ class PeerService final : public raftkvpb::Peer::Service {
       return Status::corruption("snapshot data must travel in chunks, not in the message");
     }
     const uint64_t total = chunk.total_bytes();
-    Result<std::unique_ptr<SnapshotWriter>> w =
-        t_.sink_->open(from, m->snapshot->metadata, total);
+    Result<std::unique_ptr<SnapshotWriter>> w = t_.sink_->open(from, m->snapshot->metadata, total);
     if (!w) return w.status();
     SnapshotWriter& writer = **w;
     uint64_t offset = 0;
@@ -710,7 +744,9 @@ Transport::Transport(TransportOptions options, TransportCallbacks callbacks,
   service_ = std::make_unique<PeerService>(*this);
 }
 
-Transport::~Transport() { stop(); }
+Transport::~Transport() {
+  stop();
+}
 
 void Transport::register_service(grpc::ServerBuilder& builder) {
   builder.RegisterService(service_.get());

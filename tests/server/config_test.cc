@@ -86,24 +86,39 @@ TEST(ConfigDefaults, NoFlagsGiveEtcdDefaultsOnLoopback) {
 }
 
 TEST(ConfigDefaults, NameDrivesDataDirAndInitialCluster) {
-  Result<ParsedFlags> r = parse({"--name", "n1", "--initial-advertise-peer-urls",
-                                 "http://10.0.0.1:2380"});
+  Result<ParsedFlags> r =
+      parse({"--name", "n1", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->config.data_dir, "n1.raftkv");
   EXPECT_EQ(r->config.initial_cluster, "n1=http://10.0.0.1:2380");
 }
 
 TEST(ConfigFlags, EveryFlagIsParsed) {
-  Result<ParsedFlags> r = parse(
-      {"--name=n2", "--data-dir=/var/lib/x", "--listen-client-urls",
-       "http://127.0.0.1:3379,http://10.0.0.2:3379", "--advertise-client-urls",
-       "http://10.0.0.2:3379", "--listen-peer-urls", "http://0.0.0.0:3380",
-       "--initial-advertise-peer-urls", "HTTP://10.0.0.2:3380", "--initial-cluster",
-       "n1=http://10.0.0.1:3380, n2=http://10.0.0.2:3380,n3=http://10.0.0.3:3380",
-       "--initial-cluster-state=existing", "--initial-cluster-token=tok", "--heartbeat-interval=50",
-       "--election-timeout=600", "--snapshot-count=5000", "--max-snapshots=0", "--max-wals=9",
-       "--quota-backend-bytes=-1", "--max-request-bytes=2097152", "--max-txn-ops=64",
-       "--log-level=debug", "--pre-vote=false"});
+  Result<ParsedFlags> r =
+      parse({"--name=n2",
+             "--data-dir=/var/lib/x",
+             "--listen-client-urls",
+             "http://127.0.0.1:3379,http://10.0.0.2:3379",
+             "--advertise-client-urls",
+             "http://10.0.0.2:3379",
+             "--listen-peer-urls",
+             "http://0.0.0.0:3380",
+             "--initial-advertise-peer-urls",
+             "HTTP://10.0.0.2:3380",
+             "--initial-cluster",
+             "n1=http://10.0.0.1:3380, n2=http://10.0.0.2:3380,n3=http://10.0.0.3:3380",
+             "--initial-cluster-state=existing",
+             "--initial-cluster-token=tok",
+             "--heartbeat-interval=50",
+             "--election-timeout=600",
+             "--snapshot-count=5000",
+             "--max-snapshots=0",
+             "--max-wals=9",
+             "--quota-backend-bytes=-1",
+             "--max-request-bytes=2097152",
+             "--max-txn-ops=64",
+             "--log-level=debug",
+             "--pre-vote=false"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const Config& c = r->config;
   EXPECT_EQ(c.name, "n2");
@@ -159,7 +174,8 @@ TEST(ConfigFlags, UnknownFlagAndBadNumberAreRefused) {
 
 TEST(ConfigEnv, EnvironmentVariablesSetEveryKindOfFlag) {
   ScopedEnv name("RAFTKV_NAME", "envnode");
-  ScopedEnv cluster("RAFTKV_INITIAL_CLUSTER", "envnode=http://127.0.0.1:2380,b=http://127.0.0.2:2380");
+  ScopedEnv cluster("RAFTKV_INITIAL_CLUSTER",
+                    "envnode=http://127.0.0.1:2380,b=http://127.0.0.2:2380");
   ScopedEnv token("RAFTKV_INITIAL_CLUSTER_TOKEN", "envtok");
   ScopedEnv hb("RAFTKV_HEARTBEAT_INTERVAL", "200");
   ScopedEnv et("RAFTKV_ELECTION_TIMEOUT", "2000");
@@ -236,10 +252,10 @@ TEST(ConfigValidation, BadUrlsAreRefusedWithTheFlagName) {
 }
 
 TEST(ConfigValidation, HttpsIsRefusedUntilTlsLands) {
-  expect_error({"--listen-client-urls=https://127.0.0.1:2379",
-                "--advertise-client-urls=https://127.0.0.1:2379"},
-               {"--listen-client-urls https://127.0.0.1:2379", "https needs TLS",
-                "use an http:// URL"});
+  expect_error(
+      {"--listen-client-urls=https://127.0.0.1:2379",
+       "--advertise-client-urls=https://127.0.0.1:2379"},
+      {"--listen-client-urls https://127.0.0.1:2379", "https needs TLS", "use an http:// URL"});
 }
 
 TEST(ConfigValidation, DuplicateNamesAndUrlsInInitialCluster) {
@@ -255,8 +271,8 @@ TEST(ConfigValidation, ClusterStateLogLevelAndLimits) {
   expect_error({"--initial-cluster-state=old"},
                {"unexpected clusterState \"old\"", "\"new\" or \"existing\""});
   expect_error({"--log-level=verbose"}, {"--log-level \"verbose\"", "debug, info, warn"});
-  expect_error({"--max-request-bytes=10"}, {"--max-request-bytes 10 is out of range",
-                                            "between 1024 and 67108864"});
+  expect_error({"--max-request-bytes=10"},
+               {"--max-request-bytes 10 is out of range", "between 1024 and 67108864"});
   expect_error({"--max-request-bytes=100000000"}, {"is out of range"});
   expect_error({"--max-txn-ops=0"}, {"--max-txn-ops must be at least 1"});
   expect_error({"--initial-advertise-peer-urls=http://127.0.0.1:2380,http://127.0.0.2:2380"},
@@ -312,13 +328,16 @@ TEST(ConfigIds, MatchARealEtcdBootstrappingTheSameCluster) {
   std::filesystem::create_directories(dir);
   const std::string log_path = (dir / "etcd.log").string();
 
-  std::vector<std::string> args = {etcd, "--name=m1", "--data-dir=" + (dir / "data").string(),
+  std::vector<std::string> args = {etcd,
+                                   "--name=m1",
+                                   "--data-dir=" + (dir / "data").string(),
                                    "--listen-peer-urls=" + url1,
                                    "--initial-advertise-peer-urls=" + url1,
                                    "--listen-client-urls=" + client,
                                    "--advertise-client-urls=" + client,
                                    "--initial-cluster=" + cluster,
-                                   "--initial-cluster-token=" + token, "--logger=zap",
+                                   "--initial-cluster-token=" + token,
+                                   "--logger=zap",
                                    "--log-outputs=" + log_path};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

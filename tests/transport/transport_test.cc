@@ -33,7 +33,6 @@ using loopback::kCluster;
 using loopback::Member;
 using loopback::wait_for;
 
-
 Message heartbeat(NodeId from, NodeId to, uint64_t commit) {
   Message m;
   m.type = MessageType::kHeartbeat;
@@ -110,7 +109,8 @@ TEST(TransportTest, ThreeMembersEachReachBothOthers) {
     }
     all[from - 1]->transport->send(out);
   }
-  ASSERT_TRUE(wait_for([&] { return m1.received() == 2 && m2.received() == 2 && m3.received() == 2; }));
+  ASSERT_TRUE(
+      wait_for([&] { return m1.received() == 2 && m2.received() == 2 && m3.received() == 2; }));
   for (uint64_t to = 1; to <= 3; ++to) {
     std::set<uint64_t> senders;
     for (const Message& m : all[to - 1]->messages()) {
@@ -222,8 +222,7 @@ TEST(TransportTest, RemovedOrUnknownPeerMessagesAreCountedAndDropped) {
   ASSERT_TRUE(a.transport->add_peer(NodeId(2), b.url()).is_ok());
   EXPECT_EQ(a.transport->add_peer(NodeId(2), b.url()).code(), Code::kAlreadyExists);
   EXPECT_EQ(a.transport->add_peer(NodeId(1), b.url()).code(), Code::kInvalidArgument);
-  EXPECT_EQ(a.transport->add_peer(NodeId(3), "https://127.0.0.1:1").code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(a.transport->add_peer(NodeId(3), "https://127.0.0.1:1").code(), Code::kInvalidArgument);
   a.transport->remove_peer(NodeId(2));
   a.transport->send({heartbeat(NodeId(1), NodeId(2), 1), heartbeat(NodeId(1), NodeId(5), 1)});
   EXPECT_EQ(a.transport->stats().dropped_unknown_peer, 2u);
@@ -251,8 +250,8 @@ TEST(TransportTest, MessagesFromAnotherClusterAreRefused) {
   EXPECT_EQ(b.received(), 0u);
 
   // The refusal as the sender sees it: FAILED_PRECONDITION naming both clusters.
-  auto stub = raftkvpb::Peer::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(b.port), grpc::InsecureChannelCredentials()));
+  auto stub = raftkvpb::Peer::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(b.port),
+                                                          grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   raftkvpb::MessagesResponse resp;
   auto w = stub->Messages(&ctx, &resp);
@@ -322,8 +321,8 @@ TEST(TransportTest, SnapshotLargerThanTheReceiverAcceptsIsReportedFailed) {
 class RawSnapshotTest : public ::testing::Test {
  protected:
   grpc::Status send_chunks(const std::vector<raftkvpb::SnapshotChunk>& chunks) {
-    auto stub = raftkvpb::Peer::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(b.port), grpc::InsecureChannelCredentials()));
+    auto stub = raftkvpb::Peer::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(b.port),
+                                                            grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     raftkvpb::SnapshotAck ack;
     auto w = stub->SendSnapshot(&ctx, &ack);
@@ -368,7 +367,8 @@ TEST_F(RawSnapshotTest, CorruptedChunkIsRejected) {
   (*chunks[1].mutable_data())[123] ^= 0x40;  // bit flip after the checksum was taken
   grpc::Status st = send_chunks(chunks);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::DATA_LOSS);
-  EXPECT_NE(st.error_message().find("failed its checksum"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("failed its checksum"), std::string::npos)
+      << st.error_message();
   EXPECT_EQ(b.received(), 0u);
   EXPECT_EQ(b.transport->stats().snapshots_rejected, 1u);
 }
@@ -412,8 +412,8 @@ TEST(TransportTest, StopReturnsPromptlyWhilePeerIsHung) {
   o.connect_timeout_ms = 30000;  // longer than the test: stop() must not wait for it
   Member a(1, o);
   ASSERT_TRUE(a.transport->add_peer(NodeId(2), url).is_ok());
-  a.transport->send({heartbeat(NodeId(1), NodeId(2), 1),
-                     snapshot_message(NodeId(1), NodeId(2), pattern(1000))});
+  a.transport->send(
+      {heartbeat(NodeId(1), NodeId(2), 1), snapshot_message(NodeId(1), NodeId(2), pattern(1000))});
   std::this_thread::sleep_for(100ms);
   const auto start = std::chrono::steady_clock::now();
   a.transport->stop();
