@@ -22,12 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // Log the 1st, 2nd, 4th, 8th... occurrence of a repeated event, so a flood
 // of drops is visible without flooding the log.
 bool power_of_two(uint64_t n) {
@@ -245,7 +239,7 @@ class PeerSender {
     const uint64_t total_full = (t_.counters_.dropped_queue_full += dropped_full);
     if (dropped_full > 0 && power_of_two(total_full)) {
       spdlog::warn("transport: queue to member {} full; {} messages dropped so far",
-                   hex(id_.value()), total_full);
+                   hex_id(id_.value()), total_full);
     }
     t_.reporter_->unreachable(id_);
   }
@@ -255,7 +249,7 @@ class PeerSender {
     std::lock_guard lk(mu_);
     if (stopping_ || snapshot_busy_) {
       ++t_.counters_.snapshots_failed;
-      spdlog::warn("transport: snapshot to member {} refused: {}", hex(id_.value()),
+      spdlog::warn("transport: snapshot to member {} refused: {}", hex_id(id_.value()),
                    stopping_ ? "stopping" : "another transfer is in progress");
       t_.reporter_->snapshot_status(id_, false);
       return;
@@ -369,11 +363,11 @@ class PeerSender {
     t_.counters_.dropped_peer_down += dropped;
     // Logged once per outage (the first failure); retries log at debug level.
     if (was_up && refused) {
-      spdlog::error("transport: member {} refused our messages: {}", hex(id_.value()), why);
+      spdlog::error("transport: member {} refused our messages: {}", hex_id(id_.value()), why);
     } else if (was_up) {
-      spdlog::warn("transport: member {} unreachable: {}", hex(id_.value()), why);
+      spdlog::warn("transport: member {} unreachable: {}", hex_id(id_.value()), why);
     } else {
-      spdlog::debug("transport: member {} still unreachable: {}", hex(id_.value()), why);
+      spdlog::debug("transport: member {} still unreachable: {}", hex_id(id_.value()), why);
     }
     t_.reporter_->unreachable(id_);
   }
@@ -439,7 +433,7 @@ class PeerSender {
       backoff_ms_ = t_.options_.backoff_initial_ms;
       if (had_failure_) {
         had_failure_ = false;
-        spdlog::info("transport: member {} reachable again", hex(id_.value()));
+        spdlog::info("transport: member {} reachable again", hex_id(id_.value()));
       }
     }
     (void)close_stream();
@@ -500,10 +494,11 @@ class PeerSender {
     if (s.is_ok()) {
       ++t_.counters_.snapshots_sent;
       spdlog::info("transport: sent snapshot at index {} ({} bytes) to member {}",
-                   m.snapshot->metadata.index.value(), m.snapshot->data.size(), hex(id_.value()));
+                   m.snapshot->metadata.index.value(), m.snapshot->data.size(),
+                   hex_id(id_.value()));
     } else {
       ++t_.counters_.snapshots_failed;
-      spdlog::warn("transport: snapshot to member {} failed: {}", hex(id_.value()), s.message());
+      spdlog::warn("transport: snapshot to member {} failed: {}", hex_id(id_.value()), s.message());
     }
     t_.reporter_->snapshot_status(id_, s.is_ok());
     std::lock_guard lk(mu_);
@@ -754,14 +749,14 @@ void Transport::register_service(grpc::ServerBuilder& builder) {
 
 Status Transport::add_peer(raft::NodeId id, const std::string& url) {
   if (id == raft::kNoNode || id == options_.local_id) {
-    return Status::invalid_argument("cannot add member " + hex(id.value()) + " as a peer");
+    return Status::invalid_argument("cannot add member " + hex_id(id.value()) + " as a peer");
   }
   Result<std::string> target = grpc_target_from_url(url);
   if (!target) return target.status();
   std::lock_guard lk(mu_);
   if (stopped_) return Status::unavailable("transport stopped");
   if (peers_.count(id) != 0) {
-    return Status::already_exists("member " + hex(id.value()) + " is already a peer");
+    return Status::already_exists("member " + hex_id(id.value()) + " is already a peer");
   }
   peers_.emplace(id, std::make_unique<PeerSender>(*this, id, std::move(*target)));
   return Status::ok();
@@ -772,7 +767,8 @@ Status Transport::update_peer(raft::NodeId id, const std::string& url) {
   if (!target) return target.status();
   std::lock_guard lk(mu_);
   auto it = peers_.find(id);
-  if (it == peers_.end()) return Status::not_found("member " + hex(id.value()) + " is not a peer");
+  if (it == peers_.end())
+    return Status::not_found("member " + hex_id(id.value()) + " is not a peer");
   it->second->update_target(std::move(*target));
   return Status::ok();
 }
