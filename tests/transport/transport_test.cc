@@ -315,6 +315,68 @@ TEST(TransportTest, SnapshotLargerThanTheReceiverAcceptsIsReportedFailed) {
   EXPECT_EQ(b.transport->stats().snapshots_rejected, 1u);
 }
 
+TEST(TransportTest, SecondSnapshotWhileOneIsInFlightIsReportedFailed) {
+  Member a(1), b(2);
+  ASSERT_TRUE(a.transport->add_peer(NodeId(2), b.url()).is_ok());
+  // One send() call: the first transfer is running when the second arrives.
+  a.transport->send({snapshot_message(NodeId(1), NodeId(2), pattern(2 << 20)),
+                     snapshot_message(NodeId(1), NodeId(2), pattern(10))});
+  ASSERT_TRUE(wait_for([&] { return a.snapshots().size() == 2; }));
+  // The refusal is reported at once; the first transfer completes afterwards.
+  EXPECT_EQ(a.snapshots()[0], std::make_pair(NodeId(2), false));
+  EXPECT_EQ(a.snapshots()[1], std::make_pair(NodeId(2), true));
+  ASSERT_EQ(b.received(), 1u);
+  EXPECT_EQ(b.messages()[0].snapshot->data.size(), 2u << 20);
+}
+
+// Hand-built Messages streams: what a faulty or foreign sender could send.
+grpc::Status send_batch(int port, const raftkvpb::MessageBatch& batch) {
+  auto stub = raftkvpb::Peer::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  raftkvpb::MessagesResponse resp;
+  auto w = stub->Messages(&ctx, &resp);
+  w->Write(batch);
+  w->WritesDone();
+  return w->Finish();
+}
+
+TEST(TransportTest, MalformedMessageEndsTheStreamAndIsNotDelivered) {
+  Member b(2);
+  raftkvpb::MessageBatch batch;
+  encode_header(kCluster, NodeId(1), NodeId(2), batch.mutable_header());
+  encode_message(heartbeat(NodeId(1), NodeId(2), 1), batch.add_messages());
+  encode_message(heartbeat(NodeId(1), NodeId(2), 2), batch.add_messages());
+  batch.mutable_messages(1)->set_type(99);
+  grpc::Status st = send_batch(b.port, batch);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_NE(st.error_message().find("message type 99"), std::string::npos) << st.error_message();
+  // Messages before the bad one were already valid and delivered; none after.
+  EXPECT_EQ(b.received(), 1u);
+  EXPECT_EQ(b.transport->stats().inbound_rejected, 1u);
+}
+
+TEST(TransportTest, SnapshotOnTheMessagesStreamIsRefused) {
+  Member b(2);
+  raftkvpb::MessageBatch batch;
+  encode_header(kCluster, NodeId(1), NodeId(2), batch.mutable_header());
+  encode_message(snapshot_message(NodeId(1), NodeId(2), "x"), batch.add_messages());
+  grpc::Status st = send_batch(b.port, batch);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("SendSnapshot"), std::string::npos);
+  EXPECT_EQ(b.received(), 0u);
+}
+
+TEST(TransportTest, StoppedTransportRefusesIncomingStreams) {
+  Member b(2);
+  b.transport->stop();
+  raftkvpb::MessageBatch batch;
+  encode_header(kCluster, NodeId(1), NodeId(2), batch.mutable_header());
+  encode_message(heartbeat(NodeId(1), NodeId(2), 1), batch.add_messages());
+  EXPECT_EQ(send_batch(b.port, batch).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(b.received(), 0u);
+}
+
 // Hand-built SendSnapshot streams against a receiver: a chunk whose bytes do
 // not match its checksum, and an image whose chunks are fine but whose whole
 // checksum is not, are both refused and nothing is delivered.
