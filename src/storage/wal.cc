@@ -477,22 +477,32 @@ Status Wal::recover(WalRecoveryReport* report) {
       // Torn tail: cut the unfinished batch off, durably, before going on.
       report->truncated_bytes += std::max(scan.data_end, scan.bad_offset) - scan.complete_end;
       report->repaired_segment = seg->path;
-      if (scan.records.empty()) {
-        // Not even the segment header survived: the cut never completed.
-        seg->file.reset();
-        RAFTKV_RETURN_IF_ERROR(fs_->remove(seg->path));
-        RAFTKV_RETURN_IF_ERROR(fs_->sync_dir(dir_));
-        if (segments_.empty()) return create_first_segment();
-        // The previous segment is the last one again; it was recovered whole.
-        Result<std::unique_ptr<File>> rw = fs_->open(segments_.back()->path, OpenMode::kReadWrite);
-        if (!rw) return rw.status();
-        segments_.back()->file = std::move(*rw);
-        break;
+      if (!scan.records.empty()) {
+        RAFTKV_RETURN_IF_ERROR(seg->file->truncate(scan.complete_end));
+        RAFTKV_RETURN_IF_ERROR(
+            seg->file->preallocate(std::max(seg->capacity_bytes, options_.segment_bytes)));
+        RAFTKV_RETURN_IF_ERROR(seg->file->sync());
+        seg->capacity_bytes = std::max(seg->capacity_bytes, options_.segment_bytes);
       }
-      RAFTKV_RETURN_IF_ERROR(seg->file->truncate(scan.complete_end));
-      RAFTKV_RETURN_IF_ERROR(seg->file->preallocate(std::max(seg->capacity_bytes, options_.segment_bytes)));
-      RAFTKV_RETURN_IF_ERROR(seg->file->sync());
-      seg->capacity_bytes = std::max(seg->capacity_bytes, options_.segment_bytes);
+    }
+    if (scan.records.empty()) {
+      if (!last) {
+        return Status::corruption(at(seg->path, 0) +
+                                  ": expected a segment header, found no valid record, and later "
+                                  "segments exist." + kOperatorAdvice);
+      }
+      // Not even the segment header of the last segment survived: the cut
+      // that created it never completed (nothing in it was acknowledged).
+      report->repaired_segment = seg->path;
+      seg->file.reset();
+      RAFTKV_RETURN_IF_ERROR(fs_->remove(seg->path));
+      RAFTKV_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+      if (segments_.empty()) return create_first_segment();
+      // The previous segment is the last one again; it was recovered whole.
+      Result<std::unique_ptr<File>> rw = fs_->open(segments_.back()->path, OpenMode::kReadWrite);
+      if (!rw) return rw.status();
+      segments_.back()->file = std::move(*rw);
+      break;
     }
 
     // Replay the complete batches.

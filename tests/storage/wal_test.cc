@@ -496,6 +496,33 @@ TEST(WalRecovery, AMissingMiddleSegmentIsCorruption) {
   EXPECT_NE(w.status().message().find("is missing"), std::string::npos) << w.status().message();
 }
 
+// Found by wal_fuzz: a last segment with no header at all (its cut never
+// reached the disk) is removed, and the log goes on from the previous one.
+TEST(WalRecovery, AHeaderlessLastSegmentIsRemovedAndWritingGoesOn) {
+  for (bool only_segment : {true, false}) {
+    FaultFileSystem fs;
+    uint64_t last = 0;
+    if (!only_segment) {
+      auto w = open_ok(&fs);
+      ASSERT_OK(w->save(nullptr, make_entries(1, 3, 1)));
+      last = 3;
+    }
+    const std::string stray = join_path(kDir, segment_file_name(only_segment ? 0 : 1, Index(4)));
+    ASSERT_OK(fs.put_file(stray, std::string(4096, '\0')));
+    WalRecoveryReport report;
+    auto w = open_ok(&fs, small_segments(), &report);
+    ASSERT_NE(w, nullptr);
+    EXPECT_EQ(report.repaired_segment, stray);
+    EXPECT_EQ(w->last_index(), Index(last));
+    ASSERT_OK(w->save(nullptr, make_entries(last + 1, last + 1, 1)));
+    w.reset();
+    fs.crash();
+    auto again = open_ok(&fs);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->last_index(), Index(last + 1));
+  }
+}
+
 TEST(WalRecovery, UnsupportedFormatVersionIsRefused) {
   FaultFileSystem fs;
   std::string seg;
