@@ -100,6 +100,7 @@ class FaultFileSystem::Handle final : public File {
 
   Status read(uint64_t offset, uint64_t n, std::string* out) override {
     RAFTKV_RETURN_IF_ERROR(usable(false));
+    ++fs_->read_calls_;
     out->clear();
     if (offset >= inode_->data.size()) return Status::ok();
     out->assign(inode_->data, offset, std::min<uint64_t>(n, inode_->data.size() - offset));

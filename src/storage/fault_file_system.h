@@ -89,6 +89,7 @@ class FaultFileSystem final : public FileSystem {
   /// Replaces `path`'s contents (creating it), durably, entry included.
   Status put_file(const std::string& path, const std::string& bytes);
 
+  uint64_t read_calls() const { return read_calls_; }    ///< File::read calls.
   uint64_t write_calls() const { return write_calls_; }  ///< pwrite + append calls.
   uint64_t sync_calls() const { return sync_calls_; }    ///< File::sync calls.
   uint64_t dir_sync_calls() const { return dir_sync_calls_; }
@@ -111,6 +112,7 @@ class FaultFileSystem final : public FileSystem {
   uint64_t writes_before_failure_ = 0;
   Failure sync_failure_ = Failure::kNone;
   uint64_t syncs_before_failure_ = 0;
+  uint64_t read_calls_ = 0;
   uint64_t write_calls_ = 0;
   uint64_t sync_calls_ = 0;
   uint64_t dir_sync_calls_ = 0;
