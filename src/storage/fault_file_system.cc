@@ -302,6 +302,29 @@ void FaultFileSystem::crash(CrashMode mode) {
   }
 }
 
+void FaultFileSystem::crash_partial(const std::function<uint64_t(uint64_t n)>& choose) {
+  ++epoch_;
+  for (auto& [path, dir] : dirs_) {
+    for (const auto* entries : {&dir->entries, &dir->durable_entries}) {
+      for (const auto& [name, inode] : *entries) {
+        if (inode->pending.empty()) continue;  // Also makes a second visit a no-op.
+        const uint64_t keep = std::min<uint64_t>(choose(inode->pending.size()), inode->pending.size());
+        inode->pending.resize(keep);
+        if (keep > 0 && inode->pending.back().is_write) {
+          Inode::Op& last = inode->pending.back();
+          last.bytes.resize(std::min<uint64_t>(choose(last.bytes.size()), last.bytes.size()));
+        }
+        inode->make_durable();
+        inode->data = inode->durable;
+      }
+    }
+    if (dir->entries != dir->durable_entries && choose(1) == 1) {
+      dir->durable_entries = dir->entries;
+    }
+    dir->entries = dir->durable_entries;
+  }
+}
+
 Status FaultFileSystem::tear_last_write(const std::string& path, uint64_t keep_bytes) {
   std::shared_ptr<Inode> inode = lookup(path);
   if (!inode) return Status::not_found(path);

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +63,14 @@ class FaultFileSystem final : public FileSystem {
 
   /// Simulates power loss and restart. Every open handle becomes stale.
   void crash(CrashMode mode = CrashMode::kDropUnsynced);
+
+  /// Power loss after the OS wrote back part of what was not synced: for each
+  /// file (in path order) a prefix of its un-synced changes survives, the last
+  /// surviving write possibly torn; each directory keeps or loses its
+  /// un-synced entry changes as a whole. Every choice is `choose(n)`, which
+  /// must return a number in [0, n]: the simulator passes its seeded
+  /// generator, so the outcome is reproducible.
+  void crash_partial(const std::function<uint64_t(uint64_t n)>& choose);
 
   /// Cuts the most recent un-synced write to `path` down to its first
   /// `keep_bytes` bytes (the rest of the range returns to what was there
