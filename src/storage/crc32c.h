@@ -4,7 +4,7 @@
 // crc32c() uses the SSE4.2 crc32 instruction when the CPU has it (detected
 // once at run time with __builtin_cpu_supports) and a portable slicing-by-8
 // table otherwise. Both are exposed so tests can check each against the
-// RFC 3720 test vectors.
+// RFC 3720 test vectors. Pure functions: any thread.
 #pragma once
 
 #include <cstddef>
