@@ -84,6 +84,10 @@ TEST(WalKill9, EveryAcknowledgedEntrySurvivesSigkillAtRandomMoments) {
   std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/raftkv-kill9-XXXXXX";
   ASSERT_NE(mkdtemp(templ.data()), nullptr);
   const std::string dir = templ;
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() { std::filesystem::remove_all(path); }
+  } cleanup{dir};  // Also when an assertion below fails.
   std::mt19937 rng(20261204);
   std::uniform_int_distribution<int> run_ms(5, 120);
   auto fs = make_posix_file_system();
@@ -111,7 +115,6 @@ TEST(WalKill9, EveryAcknowledgedEntrySurvivesSigkillAtRandomMoments) {
               static_cast<unsigned long long>(max_ack));
   EXPECT_GE(kills, 10);
   EXPECT_GT(max_ack, 0u);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
