@@ -17,8 +17,12 @@ namespace raftkv::storage {
 /// `crc` is a finished CRC value (0 for the empty string).
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
 
-inline uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
-inline uint32_t crc32c(std::string_view s) { return crc32c_extend(0, s.data(), s.size()); }
+inline uint32_t crc32c(const void* data, size_t n) {
+  return crc32c_extend(0, data, n);
+}
+inline uint32_t crc32c(std::string_view s) {
+  return crc32c_extend(0, s.data(), s.size());
+}
 
 /// The table implementation (any CPU).
 uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n);
