@@ -234,6 +234,11 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
   } catch (const CLI::CallForAllHelp&) {
     return ParsedArgs{true, app.help("", CLI::AppFormatMode::All), {}};
   } catch (const CLI::ParseError& e) {
+    if (app.get_subcommands().empty()) {
+      std::string msg = "name one workload: put, range, txn-cas, mixed, watch, lease-keepalive, fsync";
+      for (const std::string& extra : app.remaining()) msg += " (not a workload: \"" + extra + "\")";
+      return Status::invalid_argument(msg);
+    }
     return Status::invalid_argument(e.what());
   }
 
