@@ -149,8 +149,8 @@ class KvOperation : public Operation {
     call->req.set_value(std::move(value));
     c_.kv[s.conn]->async()->Put(&call->ctx, &call->req, &call->resp,
                                 [call, done = std::move(done)](grpc::Status st) {
+                                  delete call;  // first: done() may end the run
                                   done(st);
-                                  delete call;
                                 });
   }
 
@@ -161,8 +161,8 @@ class KvOperation : public Operation {
     call->req.set_serializable(o_.serializable);
     c_.kv[s.conn]->async()->Range(&call->ctx, &call->req, &call->resp,
                                   [call, done = std::move(done)](grpc::Status st) {
+                                    delete call;  // first: done() may end the run
                                     done(st);
-                                    delete call;
                                   });
   }
 
@@ -215,14 +215,11 @@ class TxnCasOperation : public KvOperation {
     c_.kv[s.conn]->async()->Range(
         &read->ctx, &read->req, &read->resp,
         [this, &s, read, done = std::move(done)](grpc::Status st) mutable {
-          if (!st.ok()) {
-            done(st);
-            delete read;
-            return;
-          }
           const int64_t rev = read->resp.kvs_size() > 0 ? read->resp.kvs(0).mod_revision() : 0;
-          swap(s, read->req.key(), rev, std::move(done));
-          delete read;
+          std::string key = std::move(*read->req.mutable_key());
+          delete read;  // first: done() may end the run
+          if (!st.ok()) return done(st);
+          swap(s, key, rev, std::move(done));
         });
   }
 
@@ -249,8 +246,8 @@ class TxnCasOperation : public KvOperation {
                                     (call->resp.succeeded() ? succeeded_ : conflicts_)
                                         .fetch_add(1, std::memory_order_relaxed);
                                   }
+                                  delete call;  // first: done() may end the run
                                   done(st);
-                                  delete call;
                                 });
   }
 

@@ -147,7 +147,8 @@ class BenchWithoutEtcd(unittest.TestCase):
                 self.assertGreater(res["ops_per_client_cpu_s"], 0)
         finally:
             proc.terminate()
-            self.assertEqual(proc.wait(timeout=10), 0)
+            self.assertEqual(proc.wait(timeout=10), 0, "stops cleanly on SIGTERM")
+            proc.stdout.close()
 
 
 if __name__ == "__main__":
