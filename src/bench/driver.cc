@@ -101,26 +101,31 @@ void set_deadline(grpc::ClientContext& ctx, const BenchOptions& o) {
 
 // ---------------------------------------------------------------- operations
 
+class KeepAliveStream;
+
 /// One client: a sequence of requests, one outstanding at a time. Only the
 /// operation in flight touches it, so it needs no lock.
 struct Slot {
-  uint32_t index = 0;
-  uint32_t conn = 0;
-  std::mt19937_64 rng;
-  int64_t lease_id = 0;
-  class KeepAliveStream* keepalive = nullptr;
+  uint32_t conn = 0;                      ///< Index of its channel.
+  std::mt19937_64 rng;                    ///< Its own key / read-or-write choices.
+  KeepAliveStream* keepalive = nullptr;   ///< lease-keepalive: its stream.
 };
 
 using Done = std::function<void(const grpc::Status&)>;
 
-/// A workload's request. start() runs on the pacer thread or a gRPC thread
-/// and must call done exactly once, from any thread.
+/// A workload's request.
 class Operation {
  public:
   virtual ~Operation() = default;
+  /// Before the run, on the main thread: per-client state (leases, streams).
   virtual Status setup(std::vector<std::unique_ptr<Slot>>&) { return Status::ok(); }
+  /// Sends one operation for `slot` (ticket: its number in the run; send_at_ns:
+  /// its due time). Runs on the pacer thread or a gRPC thread; calls `done`
+  /// exactly once, from any thread. REQUIRES: no operation of `slot` in flight.
   virtual void start(Slot& slot, uint64_t ticket, Nanos send_at_ns, Done done) = 0;
+  /// After the run, with nothing in flight, on the main thread.
   virtual void teardown() {}
+  /// Workload-specific counts for the report. After teardown.
   virtual void add_counters(std::map<std::string, uint64_t>&) const {}
 };
 
@@ -373,7 +378,6 @@ class LeaseKeepAliveOperation : public Operation {
         return Status::unavailable("LeaseGrant failed: " + grpc_code_name(st.error_code()) + ": " +
                                    st.error_message());
       }
-      s->lease_id = resp.id();
       streams_.push_back(std::make_unique<KeepAliveStream>(*c_.lease[s->conn], resp.id()));
       s->keepalive = streams_.back().get();
       granted_.emplace_back(s->conn, resp.id());
@@ -645,7 +649,6 @@ Result<Report> run_workload(const BenchOptions& o) {
   std::random_device seed;
   for (uint32_t i = 0; i < o.clients; ++i) {
     auto s = std::make_unique<Slot>();
-    s->index = i;
     s->conn = i % o.conns;
     s->rng.seed((static_cast<uint64_t>(seed()) << 32) ^ seed() ^ i);
     slots.push_back(std::move(s));

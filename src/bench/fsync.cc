@@ -4,10 +4,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "bench/driver.h"
 #include "bench/recorder.h"
@@ -61,6 +63,27 @@ Status prepare(int fd) {
   return Status::ok();
 }
 
+/// With --busy-cpu: a thread that stays runnable (yielding, so it gives way to
+/// any other work) while the probe runs. On a virtual machine an idle vCPU is
+/// halted, and waking it when the sync completes can cost more than the sync;
+/// a loaded server's CPU is seldom idle, so this shows the device's own pace.
+class BusyCpu {
+ public:
+  explicit BusyCpu(bool enabled) {
+    if (enabled) thread_ = std::thread([this] {
+      while (!stop_.load(std::memory_order_relaxed)) std::this_thread::yield();
+    });
+  }
+  ~BusyCpu() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 Result<Report> run_fsync(const BenchOptions& o) {
@@ -71,6 +94,7 @@ Result<Report> run_fsync(const BenchOptions& o) {
   Recorder rec;
   const double cpu_before = cpu_s();
   if (st.is_ok()) {
+    BusyCpu busy(o.busy_cpu);
     const std::string block(o.val_size_bytes, 'f');
     const size_t slots = std::max<size_t>(1, kProbeFileBytes / block.size());
     const Schedule schedule(o.schedule_params(), clock_ns());

@@ -188,6 +188,7 @@ Status validate(const BenchOptions& o) {
     return Status::invalid_argument("--timeout must be a positive number of seconds");
   }
   if (fsync && o.dir.empty()) return Status::invalid_argument("--dir must not be empty");
+  if (!fsync && o.busy_cpu) return Status::invalid_argument("--busy-cpu applies to fsync only");
   return Status::ok();
 }
 
@@ -218,6 +219,8 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
   app.add_option("--watchers", o.watchers, "watch: number of watch streams");
   app.add_option("--timeout", o.timeout_s, "Deadline of each request, seconds");
   app.add_option("--dir", o.dir, "fsync: directory for the probe file");
+  app.add_flag("--busy-cpu", o.busy_cpu,
+               "fsync: keep a CPU runnable meanwhile (no idle wakeup cost on a VM)");
   app.add_flag("--json", o.json, "Print the result as JSON");
 
   for (size_t i = 0; i < kWorkloads.size(); ++i) {

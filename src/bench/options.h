@@ -41,6 +41,7 @@ struct BenchOptions {
   uint32_t watchers = 10;        ///< watch: watch streams on key_prefix.
   double timeout_s = 10;         ///< Deadline of each request.
   std::string dir = ".";         ///< fsync: directory to write the probe file in.
+  bool busy_cpu = false;         ///< fsync: keep a CPU from idling meanwhile (see fsync.cc).
   bool json = false;             ///< Print the result as JSON instead of text.
 
   /// The schedule parameters these options describe.

@@ -119,6 +119,7 @@ TEST(Options, RefusesInvalidCombinations) {
   expect_refused({"put", "--duration", "1", "--timeout", "0"}, "--timeout");
   expect_refused({"fsync", "--duration", "1", "--rate", "10"}, "--rate");
   expect_refused({"fsync", "--duration", "1", "--clients", "2"}, "--clients");
+  expect_refused({"put", "--duration", "1", "--busy-cpu"}, "--busy-cpu");
   expect_refused({"nosuch"}, "not a workload: \"nosuch\"");
   expect_refused({"--duration", "1"}, "name one workload");
   expect_refused({"put", "--duration", "1", "--bogus"}, "--bogus");
@@ -135,6 +136,10 @@ TEST(Options, FsyncDefaultsToThreeSeconds) {
   Result<ParsedArgs> r = parse({"fsync", "--dir", "/tmp"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_DOUBLE_EQ(r->options.duration_s, 3);
+  EXPECT_FALSE(r->options.busy_cpu);
+  r = parse({"fsync", "--busy-cpu"});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_TRUE(r->options.busy_cpu);
 }
 
 }  // namespace

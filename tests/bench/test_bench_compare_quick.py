@@ -42,13 +42,15 @@ class BenchCompareQuick(unittest.TestCase):
                         "linearizable range, 100 clients", "serializable range, 100 clients",
                         "txn-cas, 50 clients, 1 000 keys", "open-loop put at 50% of etcd's max"):
                 self.assertIn(f"| {row}", text)
-            self.assertIn("fsync floor (256 B write + fdatasync", text)
+            self.assertIn("fsync floor, idle CPU (256 B write + fdatasync", text)
+            self.assertIn("fsync floor, a CPU kept runnable", text)
             self.assertIn("peak RSS (VmHWM)", text)
             self.assertIn("requests per client CPU-second", text)
             self.assertIn("nproc", text)
-            # 6 rows x 1 round x each system, plus one fsync probe per round; every run clean
-            self.assertEqual(len(raw["runs"]), 6 * len(raw["systems"]) + 1)
-            self.assertEqual([r["row"] for r in raw["runs"] if r["system"] == "disk"], ["fsync"])
+            # 6 rows x 1 round x each system, plus two fsync probes per round; every run clean
+            self.assertEqual(len(raw["runs"]), 6 * len(raw["systems"]) + 2)
+            self.assertEqual([r["row"] for r in raw["runs"] if r["system"] == "disk"],
+                             ["fsync", "fsync-busy-cpu"])
             for run in raw["runs"]:
                 self.assertNotIn("failed", run["result"], run)
                 self.assertEqual(run["result"]["errors"]["total"], 0, run)

@@ -127,10 +127,12 @@ class BenchAgainstEtcd(unittest.TestCase):
 class BenchWithoutEtcd(unittest.TestCase):
     def test_fsync_probe_measures_and_cleans_up(self):
         with tempfile.TemporaryDirectory(dir=os.environ.get("RAFTKV_BENCH_DATA_DIR")) as d:
-            res = bench("fsync", "--dir", d, "--duration", "1", "--val-size", "256")
-            self.assertEqual(res["workload"], "fsync")
-            self.assertGreater(res["ops"], 0)
-            self.assertEqual(os.listdir(d), [], "the probe file is removed")
+            for extra in ([], ["--busy-cpu"]):
+                res = bench("fsync", "--dir", d, "--duration", "1", "--val-size", "256", *extra)
+                self.assertEqual(res["workload"], "fsync")
+                self.assertGreater(res["ops"], 0)
+                self.assertEqual(res["errors"]["total"], 0)
+                self.assertEqual(os.listdir(d), [], "the probe file is removed")
 
     def test_overhead_against_the_fake_server(self):
         self.assertTrue(FAKE, "RAFTKV_BENCH_FAKE_SERVER_BIN is not set")
