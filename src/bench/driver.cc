@@ -654,7 +654,10 @@ Result<Report> run_workload(const BenchOptions& o) {
     slots.push_back(std::move(s));
   }
   std::unique_ptr<Operation> op = make_operation(o, c);
-  RAFTKV_RETURN_IF_ERROR(op->setup(slots));
+  if (Status st = op->setup(slots); !st.is_ok()) {
+    op->teardown();  // closes what setup opened before failing
+    return st;
+  }
 
   // The watch workload: watchers first, all created before the writer starts.
   Recorder events;
