@@ -145,7 +145,7 @@ class BenchWithoutEtcd(unittest.TestCase):
                 res = bench(workload, "--endpoints", ep, "--duration", "1", "--clients", "64",
                             "--conns", "4")
                 self.assertEqual(res["errors"]["total"], 0, res["errors"])
-                self.assertGreater(res["ops"], 1000, res)
+                self.assertGreater(res["ops"], 100, res)
                 self.assertGreater(res["ops_per_client_cpu_s"], 0)
         finally:
             proc.terminate()
