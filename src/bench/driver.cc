@@ -106,9 +106,9 @@ class KeepAliveStream;
 /// One client: a sequence of requests, one outstanding at a time. Only the
 /// operation in flight touches it, so it needs no lock.
 struct Slot {
-  uint32_t conn = 0;                      ///< Index of its channel.
-  std::mt19937_64 rng;                    ///< Its own key / read-or-write choices.
-  KeepAliveStream* keepalive = nullptr;   ///< lease-keepalive: its stream.
+  uint32_t conn = 0;                     ///< Index of its channel.
+  std::mt19937_64 rng;                   ///< Its own key / read-or-write choices.
+  KeepAliveStream* keepalive = nullptr;  ///< lease-keepalive: its stream.
 };
 
 using Done = std::function<void(const grpc::Status&)>;
@@ -301,8 +301,8 @@ class DoneLatch {
 
 /// One client's LeaseKeepAlive stream: each ping writes the lease id and waits
 /// for the answer. Held open (AddHold) between pings until close().
-class KeepAliveStream : public grpc::ClientBidiReactor<pb::LeaseKeepAliveRequest,
-                                                       pb::LeaseKeepAliveResponse> {
+class KeepAliveStream
+    : public grpc::ClientBidiReactor<pb::LeaseKeepAliveRequest, pb::LeaseKeepAliveResponse> {
  public:
   KeepAliveStream(pb::Lease::Stub& stub, int64_t lease_id) {
     req_.set_id(lease_id);
@@ -622,13 +622,20 @@ class Progress {
 
 std::unique_ptr<Operation> make_operation(const BenchOptions& o, Connections& c) {
   switch (o.workload) {
-    case Workload::kPut: return std::make_unique<PutOperation>(o, c);
-    case Workload::kRange: return std::make_unique<RangeOperation>(o, c);
-    case Workload::kMixed: return std::make_unique<MixedOperation>(o, c);
-    case Workload::kTxnCas: return std::make_unique<TxnCasOperation>(o, c);
-    case Workload::kWatch: return std::make_unique<StampedPutOperation>(o, c);
-    case Workload::kLeaseKeepAlive: return std::make_unique<LeaseKeepAliveOperation>(o, c);
-    case Workload::kFsync: break;
+    case Workload::kPut:
+      return std::make_unique<PutOperation>(o, c);
+    case Workload::kRange:
+      return std::make_unique<RangeOperation>(o, c);
+    case Workload::kMixed:
+      return std::make_unique<MixedOperation>(o, c);
+    case Workload::kTxnCas:
+      return std::make_unique<TxnCasOperation>(o, c);
+    case Workload::kWatch:
+      return std::make_unique<StampedPutOperation>(o, c);
+    case Workload::kLeaseKeepAlive:
+      return std::make_unique<LeaseKeepAliveOperation>(o, c);
+    case Workload::kFsync:
+      break;
   }
   RAFTKV_CHECK_MSG(false, "no gRPC operation for this workload");
   return nullptr;

@@ -70,9 +70,10 @@ Status prepare(int fd) {
 class BusyCpu {
  public:
   explicit BusyCpu(bool enabled) {
-    if (enabled) thread_ = std::thread([this] {
-      while (!stop_.load(std::memory_order_relaxed)) std::this_thread::yield();
-    });
+    if (enabled)
+      thread_ = std::thread([this] {
+        while (!stop_.load(std::memory_order_relaxed)) std::this_thread::yield();
+      });
   }
   ~BusyCpu() {
     stop_.store(true);

@@ -1,7 +1,6 @@
 #include "bench/options.h"
 
 #include <CLI/CLI.hpp>
-
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -90,8 +89,9 @@ std::string BenchOptions::key(uint64_t index) const {
 }
 
 Status parse_warmup(const std::string& text, BenchOptions& o) {
-  const std::string bad = "--warmup: expected seconds like 2s or 0.5s, or a request count like 1000; got \"" +
-                          text + "\"";
+  const std::string bad =
+      "--warmup: expected seconds like 2s or 0.5s, or a request count like 1000; got \"" + text +
+      "\"";
   if (text.empty()) return Status::invalid_argument(bad);
   if (text.back() == 's') {
     double s = 0;
@@ -127,7 +127,8 @@ Status validate(const BenchOptions& o) {
     return Status::invalid_argument("--conns must be in [1, " + std::to_string(kMaxConns) + "]");
   }
   if (o.clients < 1 || o.clients > kMaxClients) {
-    return Status::invalid_argument("--clients must be in [1, " + std::to_string(kMaxClients) + "]");
+    return Status::invalid_argument("--clients must be in [1, " + std::to_string(kMaxClients) +
+                                    "]");
   }
   if (o.conns > o.clients) {
     return Status::invalid_argument("--conns (" + std::to_string(o.conns) +
@@ -138,18 +139,21 @@ Status validate(const BenchOptions& o) {
     return Status::invalid_argument("fsync runs one writer: leave --clients at 1");
   }
   if ((o.total > 0) == (o.duration_s > 0)) {
-    return Status::invalid_argument("give exactly one of --total (requests) and --duration (seconds)");
+    return Status::invalid_argument(
+        "give exactly one of --total (requests) and --duration (seconds)");
   }
   if (!std::isfinite(o.duration_s) || o.duration_s < 0) {
     return Status::invalid_argument("--duration must be a positive number of seconds");
   }
   if (o.warmup_requests > 0 && o.total == 0) {
     return Status::invalid_argument(
-        "--warmup as a request count needs --total; with --duration give seconds, e.g. --warmup 2s");
+        "--warmup as a request count needs --total; with --duration give seconds, e.g. --warmup "
+        "2s");
   }
   if (o.warmup_s > 0 && o.duration_s == 0) {
     return Status::invalid_argument(
-        "--warmup in seconds needs --duration; with --total give a request count, e.g. --warmup 1000");
+        "--warmup in seconds needs --duration; with --total give a request count, e.g. --warmup "
+        "1000");
   }
   if (!std::isfinite(o.rate_per_s) || o.rate_per_s < 0) {
     return Status::invalid_argument("--rate must be >= 0 requests/s (0: closed loop)");
@@ -171,9 +175,11 @@ Status validate(const BenchOptions& o) {
   if (o.val_size_bytes > kMaxValSize) {
     return Status::invalid_argument("--val-size must be <= " + std::to_string(kMaxValSize));
   }
-  if (fsync && o.val_size_bytes < 1) return Status::invalid_argument("fsync: --val-size must be >= 1");
+  if (fsync && o.val_size_bytes < 1)
+    return Status::invalid_argument("fsync: --val-size must be >= 1");
   if (o.workload == Workload::kWatch && o.val_size_bytes < kWatchMinValSize) {
-    return Status::invalid_argument("watch: --val-size must be >= 8 (the value carries the send time)");
+    return Status::invalid_argument(
+        "watch: --val-size must be >= 8 (the value carries the send time)");
   }
   if (o.serializable && o.workload != Workload::kRange && o.workload != Workload::kMixed) {
     return Status::invalid_argument("--serializable applies to range and mixed only");
@@ -182,7 +188,8 @@ Status validate(const BenchOptions& o) {
     return Status::invalid_argument("--read-ratio must be in [0, 1]");
   }
   if (o.workload == Workload::kWatch && (o.watchers < 1 || o.watchers > kMaxWatchers)) {
-    return Status::invalid_argument("--watchers must be in [1, " + std::to_string(kMaxWatchers) + "]");
+    return Status::invalid_argument("--watchers must be in [1, " + std::to_string(kMaxWatchers) +
+                                    "]");
   }
   if (!(o.timeout_s > 0) || !std::isfinite(o.timeout_s)) {
     return Status::invalid_argument("--timeout must be a positive number of seconds");
@@ -238,8 +245,10 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
     return ParsedArgs{true, app.help("", CLI::AppFormatMode::All), {}};
   } catch (const CLI::ParseError& e) {
     if (app.get_subcommands().empty()) {
-      std::string msg = "name one workload: put, range, txn-cas, mixed, watch, lease-keepalive, fsync";
-      for (const std::string& extra : app.remaining()) msg += " (not a workload: \"" + extra + "\")";
+      std::string msg =
+          "name one workload: put, range, txn-cas, mixed, watch, lease-keepalive, fsync";
+      for (const std::string& extra : app.remaining())
+        msg += " (not a workload: \"" + extra + "\")";
       return Status::invalid_argument(msg);
     }
     return Status::invalid_argument(e.what());

@@ -52,9 +52,9 @@ struct BenchOptions {
 
 /// What parse_args decided.
 struct ParsedArgs {
-  bool help = false;      ///< --help was given: print `text` and exit 0.
-  std::string text;       ///< The help text.
-  BenchOptions options;   ///< Valid when !help.
+  bool help = false;     ///< --help was given: print `text` and exit 0.
+  std::string text;      ///< The help text.
+  BenchOptions options;  ///< Valid when !help.
 };
 
 /// Parses argv (argv[0] is the program name) and validates the result.

@@ -23,12 +23,12 @@ std::string grpc_code_name(int code);
 
 /// Merged outcome of the measured requests of one run (or one part of it).
 struct Measurement {
-  uint64_t ops = 0;                           ///< Successful measured requests.
-  std::map<std::string, uint64_t> errors;     ///< Failed measured requests by gRPC code name.
-  std::string first_error;                    ///< "CODE: message" of one failure, if any.
-  LatencyHistogram latency_ns;                ///< Latency of the successful ones.
-  Nanos first_send_ns = 0;                    ///< Earliest send (due) time measured.
-  Nanos last_done_ns = 0;                     ///< Latest completion measured.
+  uint64_t ops = 0;                        ///< Successful measured requests.
+  std::map<std::string, uint64_t> errors;  ///< Failed measured requests by gRPC code name.
+  std::string first_error;                 ///< "CODE: message" of one failure, if any.
+  LatencyHistogram latency_ns;             ///< Latency of the successful ones.
+  Nanos first_send_ns = 0;                 ///< Earliest send (due) time measured.
+  Nanos last_done_ns = 0;                  ///< Latest completion measured.
 
   uint64_t error_count() const;
   /// Seconds from first send to last completion; 0 when nothing was measured.

@@ -12,14 +12,16 @@ std::string num(double v) {
   return buf;
 }
 
-double us(uint64_t ns) { return static_cast<double>(ns) / 1e3; }
+double us(uint64_t ns) {
+  return static_cast<double>(ns) / 1e3;
+}
 
 void latency_json(std::ostringstream& out, const LatencyHistogram& h) {
   out << "{\"min\": " << num(us(h.min())) << ", \"p50\": " << num(us(h.value_at_quantile(0.5)))
       << ", \"p90\": " << num(us(h.value_at_quantile(0.9)))
       << ", \"p99\": " << num(us(h.value_at_quantile(0.99)))
-      << ", \"p99_9\": " << num(us(h.value_at_quantile(0.999)))
-      << ", \"max\": " << num(us(h.max())) << ", \"mean\": " << num(h.mean() / 1e3) << "}";
+      << ", \"p99_9\": " << num(us(h.value_at_quantile(0.999))) << ", \"max\": " << num(us(h.max()))
+      << ", \"mean\": " << num(h.mean() / 1e3) << "}";
 }
 
 void measurement_json(std::ostringstream& out, const Measurement& m) {
@@ -37,8 +39,8 @@ void measurement_json(std::ostringstream& out, const Measurement& m) {
 
 void measurement_text(std::ostringstream& out, const Measurement& m, const char* what) {
   const auto& h = m.latency_ns;
-  out << what << ": " << m.ops << " in " << num(m.window_s()) << " s = " << num(m.throughput_per_s())
-      << "/s\n";
+  out << what << ": " << m.ops << " in " << num(m.window_s())
+      << " s = " << num(m.throughput_per_s()) << "/s\n";
   out << "  latency us: min " << num(us(h.min())) << "  p50 " << num(us(h.value_at_quantile(0.5)))
       << "  p90 " << num(us(h.value_at_quantile(0.9))) << "  p99 "
       << num(us(h.value_at_quantile(0.99))) << "  p99.9 " << num(us(h.value_at_quantile(0.999)))
@@ -55,11 +57,21 @@ std::string json_quote(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -80,8 +92,8 @@ std::string to_json(const Report& r) {
   for (size_t i = 0; i < o.endpoints.size(); ++i) {
     out << (i ? ", " : "") << json_quote(o.endpoints[i]);
   }
-  out << "], \"conns\": " << o.conns << ", \"clients\": " << o.clients << ", \"mode\": "
-      << json_quote(o.rate_per_s > 0 ? "open-loop" : "closed-loop")
+  out << "], \"conns\": " << o.conns << ", \"clients\": " << o.clients
+      << ", \"mode\": " << json_quote(o.rate_per_s > 0 ? "open-loop" : "closed-loop")
       << ", \"target_rate_per_s\": " << num(o.rate_per_s) << ", ";
   measurement_json(out, r.main);
   out << ", \"counters\": {";
@@ -105,8 +117,9 @@ std::string to_json(const Report& r) {
 std::string to_text(const Report& r) {
   const BenchOptions& o = r.options;
   std::ostringstream out;
-  out << workload_name(o.workload) << " (" << (o.rate_per_s > 0 ? "open loop at " + num(o.rate_per_s) + "/s" : "closed loop")
-      << ", " << o.clients << " clients over " << o.conns << " conns)\n";
+  out << workload_name(o.workload) << " ("
+      << (o.rate_per_s > 0 ? "open loop at " + num(o.rate_per_s) + "/s" : "closed loop") << ", "
+      << o.clients << " clients over " << o.conns << " conns)\n";
   measurement_text(out, r.main, o.workload == Workload::kWatch ? "events delivered" : "requests");
   if (r.writes) measurement_text(out, *r.writes, "writes");
   for (const auto& [name, n] : r.counters) out << name << ": " << n << "\n";

@@ -25,10 +25,10 @@ namespace raftkv::bench {
 
 struct Report {
   BenchOptions options;
-  Measurement main;                       ///< The measured operations.
-  std::optional<Measurement> writes;      ///< watch: the writer's puts.
+  Measurement main;                   ///< The measured operations.
+  std::optional<Measurement> writes;  ///< watch: the writer's puts.
   std::map<std::string, uint64_t> counters;
-  double client_cpu_s = 0;                ///< User + system CPU of this process.
+  double client_cpu_s = 0;  ///< User + system CPU of this process.
 };
 
 std::string to_json(const Report& r);

@@ -23,11 +23,11 @@ namespace raftkv::bench {
 using Nanos = int64_t;
 
 struct ScheduleParams {
-  double rate_per_s = 0;             ///< 0: closed loop; > 0: open loop.
-  uint64_t total_requests = 0;       ///< Measured requests to send; 0: run by duration.
-  Nanos duration_ns = 0;             ///< Measured time to run; used when total_requests == 0.
-  uint64_t warmup_requests = 0;      ///< Unmeasured leading requests (only with total_requests).
-  Nanos warmup_ns = 0;               ///< Unmeasured leading time (only with duration_ns).
+  double rate_per_s = 0;         ///< 0: closed loop; > 0: open loop.
+  uint64_t total_requests = 0;   ///< Measured requests to send; 0: run by duration.
+  Nanos duration_ns = 0;         ///< Measured time to run; used when total_requests == 0.
+  uint64_t warmup_requests = 0;  ///< Unmeasured leading requests (only with total_requests).
+  Nanos warmup_ns = 0;           ///< Unmeasured leading time (only with duration_ns).
 };
 
 /// What to do with one ticket.

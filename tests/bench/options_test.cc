@@ -27,9 +27,9 @@ void expect_refused(std::vector<std::string> args, const std::string& needle) {
 
 TEST(Options, EveryWorkloadParsesWithOptionsAfterTheSubcommand) {
   const std::vector<std::pair<std::string, Workload>> cases = {
-      {"put", Workload::kPut},         {"range", Workload::kRange},
-      {"txn-cas", Workload::kTxnCas},  {"mixed", Workload::kMixed},
-      {"watch", Workload::kWatch},     {"lease-keepalive", Workload::kLeaseKeepAlive},
+      {"put", Workload::kPut},        {"range", Workload::kRange},
+      {"txn-cas", Workload::kTxnCas}, {"mixed", Workload::kMixed},
+      {"watch", Workload::kWatch},    {"lease-keepalive", Workload::kLeaseKeepAlive},
       {"fsync", Workload::kFsync}};
   for (const auto& [name, w] : cases) {
     Result<ParsedArgs> r = parse({name, "--duration", "1"});
@@ -40,10 +40,18 @@ TEST(Options, EveryWorkloadParsesWithOptionsAfterTheSubcommand) {
 }
 
 TEST(Options, ParsesAllCommonFlags) {
-  Result<ParsedArgs> r = parse({"--endpoints", "http://127.0.0.1:1,127.0.0.2:2", "put", "--conns",
-                                "4", "--clients", "40", "--total", "500", "--key-size", "20",
-                                "--val-size", "256", "--key-space", "1000", "--sequential-keys",
-                                "--warmup", "50", "--rate", "2500", "--timeout", "3", "--json"});
+  Result<ParsedArgs> r = parse({"--endpoints", "http://127.0.0.1:1,127.0.0.2:2",
+                                "put",         "--conns",
+                                "4",           "--clients",
+                                "40",          "--total",
+                                "500",         "--key-size",
+                                "20",          "--val-size",
+                                "256",         "--key-space",
+                                "1000",        "--sequential-keys",
+                                "--warmup",    "50",
+                                "--rate",      "2500",
+                                "--timeout",   "3",
+                                "--json"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const BenchOptions& o = r->options;
   EXPECT_EQ(o.endpoints, (std::vector<std::string>{"127.0.0.1:1", "127.0.0.2:2"}))
@@ -66,7 +74,8 @@ TEST(Options, ParsesAllCommonFlags) {
 }
 
 TEST(Options, MixedTakesReadRatioAndRangeTakesSerializable) {
-  Result<ParsedArgs> r = parse({"mixed", "--read-ratio", "0.9", "--duration", "2", "--serializable"});
+  Result<ParsedArgs> r =
+      parse({"mixed", "--read-ratio", "0.9", "--duration", "2", "--serializable"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_DOUBLE_EQ(r->options.read_ratio, 0.9);
   EXPECT_TRUE(r->options.serializable);
@@ -109,7 +118,8 @@ TEST(Options, RefusesInvalidCombinations) {
   expect_refused({"put", "--total", "100", "--warmup", "1s"}, "--warmup");
   expect_refused({"put", "--duration", "1", "--rate", "-5"}, "--rate");
   expect_refused({"put", "--duration", "1", "--key-space", "0"}, "--key-space");
-  expect_refused({"put", "--duration", "1", "--key-size", "8", "--key-space", "1000"}, "--key-size");
+  expect_refused({"put", "--duration", "1", "--key-size", "8", "--key-space", "1000"},
+                 "--key-size");
   expect_refused({"put", "--duration", "1", "--serializable"}, "--serializable");
   expect_refused({"put", "--duration", "1", "--read-ratio", "0.5"}, "--read-ratio");
   expect_refused({"mixed", "--duration", "1", "--read-ratio", "1.5"}, "--read-ratio");
