@@ -1,7 +1,8 @@
 # raftkv front door: a thin layer over CMake + Ninja.
 #   make run    install deps if missing, build, start one raftkv node (foreground)
 #   make test   install deps if missing, build normal + sanitizer trees, run every suite
-#   make bench  build and run the benchmarks
+#   make bench  raftkv vs etcd side by side (scripts/bench-compare), report in bench/results/
+#   make microbench  the Google Benchmark binaries of each layer
 #   make clean  remove build trees
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -10,7 +11,7 @@ CMAKE_GEN  := -G Ninja
 # Arguments passed to raftkv by `make run`, e.g. make run ARGS="--log-level debug"
 ARGS       ?=
 
-.PHONY: all deps build build-asan run test test-normal test-asan bench sim clean
+.PHONY: all deps build build-asan run test test-normal test-asan bench microbench sim clean
 
 all: build
 
@@ -48,6 +49,9 @@ test-asan: build-asan
 test: test-normal test-asan
 
 bench: build
+	@scripts/bench-compare --build-dir $(BUILD)
+
+microbench: build
 	@scripts/run-benchmarks $(BUILD)
 
 sim: build
