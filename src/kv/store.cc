@@ -645,8 +645,15 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
     if (revision > 0 && revision <= compact) return errors::compacted();
     if (revision > 0 && revision > cur) return errors::future_rev();
     if (revision <= 0) revision = cur;
-    index_.visit_changes(revision, [&](const std::string&, const KeyRev& r) {
-      changes.push_back({r.main, r.sub});
+    // etcd's selection: every revision in (compact, revision], and a revision
+    // kept by the compaction only while it is still its key's newest at
+    // `revision`.
+    index_.visit_histories([&](const std::string&, const std::vector<KeyRev>& revs) {
+      for (size_t i = 0; i < revs.size() && revs[i].main <= revision; ++i) {
+        const bool newest = i + 1 == revs.size() || revs[i + 1].main > revision;
+        if (revs[i].main <= compact && !newest) continue;
+        changes.push_back({revs[i].main, revs[i].sub});
+      }
     });
     snap = db_->GetSnapshot();
   }
