@@ -689,6 +689,113 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
   return resp;
 }
 
+Result<EventPage> Store::events_since(int64_t start_revision, std::string_view key,
+                                      std::string_view range_end, bool prev_kv,
+                                      size_t max_events) const {
+  RAFTKV_CHECK(max_events > 0);
+  const Bounds bounds = Bounds::of(key, range_end);
+  EventPage page;
+  int64_t compact = 0;
+  const rocksdb::Snapshot* snap = nullptr;
+  {
+    std::shared_lock l(mu_);
+    page.revision = revision_.load();
+    compact = index_compact_;
+    if (start_revision < compact) return errors::compacted();
+    if (start_revision <= 0 || start_revision > page.revision) {
+      page.next_revision = std::max<int64_t>(start_revision, page.revision + 1);
+      return page;
+    }
+    snap = db_->GetSnapshot();
+  }
+  SnapshotGuard guard(db_.get(), snap);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  const std::string end = keys::rev_key(page.revision + 1, 0);
+
+  // Records are read in chunks, then checked against the index under the
+  // shared lock (a record below the compaction point that the index no
+  // longer holds is garbage awaiting physical removal).
+  struct Candidate {
+    int64_t main;
+    uint32_t sub;
+    bool tombstone;
+    mvccpb::KeyValue kv;
+  };
+  constexpr size_t kChunk = 256;
+  std::vector<Candidate> chunk;
+  size_t events = 0;
+  int64_t last_rev = start_revision - 1;
+  bool full = false;
+  it->Seek(keys::rev_key(start_revision, 0));
+  while (!full) {
+    chunk.clear();
+    for (; it->Valid() && chunk.size() < kChunk; it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k >= end) break;
+      Candidate c;
+      c.main = keys::rev_main(k);
+      c.sub = static_cast<uint32_t>(keys::rev_sub(k));
+      if (!decode_record(std::string_view(it->value().data(), it->value().size()), &c.tombstone, &c.kv)) {
+        return Status::corruption("kv: malformed record at revision " + std::to_string(c.main));
+      }
+      if (!bounds.contains(c.kv.key())) continue;
+      // A revision is never split: stop at the first change of a new
+      // revision once the page is full.
+      if (events >= max_events && c.main != last_rev) {
+        full = true;
+        break;
+      }
+      last_rev = c.main;
+      ++events;
+      chunk.push_back(std::move(c));
+    }
+    if (!it->status().ok()) return io(it->status(), "history scan");
+    if (chunk.empty()) break;
+    std::vector<std::pair<size_t, KeyRev>> prevs;  // chunk position -> previous change
+    {
+      std::shared_lock l(mu_);
+      if (index_compact_ != compact && start_revision < index_compact_) return errors::compacted();
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        const Candidate& c = chunk[i];
+        if (c.main <= index_compact_ && !index_.contains(c.kv.key(), c.main, c.sub)) {
+          chunk[i].main = -1;  // dropped
+          continue;
+        }
+        if (!prev_kv) continue;
+        const KeyRev* p = index_.before(c.kv.key(), c.main, c.sub);
+        if (p != nullptr && !p->tombstone) prevs.emplace_back(i, *p);
+      }
+    }
+    size_t next_prev = 0;
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      Candidate& c = chunk[i];
+      if (c.main < 0) continue;
+      mvccpb::Event ev;
+      ev.set_type(c.tombstone ? mvccpb::Event::DELETE : mvccpb::Event::PUT);
+      if (c.tombstone) c.kv.set_mod_revision(c.main);
+      if (next_prev < prevs.size() && prevs[next_prev].first == i) {
+        const KeyRev& p = prevs[next_prev++].second;
+        std::string rec;
+        rocksdb::Status st = db_->Get(ro, keys::rev_key(p.main, p.sub), &rec);
+        if (!st.ok()) return io(st, "history prev read");
+        bool tomb = false;
+        if (!decode_record(rec, &tomb, ev.mutable_prev_kv()) || tomb) {
+          return Status::corruption("kv: bad record at revision " + std::to_string(p.main));
+        }
+      }
+      *ev.mutable_kv() = std::move(c.kv);
+      if (page.revisions.empty() || page.revisions.back().revision != c.main) {
+        page.revisions.push_back(RevisionEvents{c.main, {}});
+      }
+      page.revisions.back().events.push_back(std::move(ev));
+    }
+  }
+  page.next_revision = full ? last_rev + 1 : page.revision + 1;
+  return page;
+}
+
 // ---------------------------------------------------------------- apply
 
 Result<ApplyResult> Store::apply(std::span<const ApplyEntry> batch) {

@@ -110,6 +110,13 @@ struct ApplyResult {
   std::vector<RevisionEvents> events;  ///< Ascending revision.
 };
 
+/// A page of history for a watcher that starts in the past.
+struct EventPage {
+  std::vector<RevisionEvents> revisions;  ///< Ascending; whole revisions only.
+  int64_t next_revision = 0;  ///< Ask again from here for more (revision()+1 = caught up).
+  int64_t revision = 0;       ///< Store revision the page was read at.
+};
+
 /// A consistent image of the store at one applied index, as a stream of
 /// framed, checksummed chunks (format in docs/kv.md). Holds a RocksDB
 /// snapshot: destroy it before the Store.
@@ -166,6 +173,18 @@ class Store {
   /// etcd's HashKV: CRC-32C over every retained revision <= `revision`
   /// (0 = current). Equal on members that applied the same entries. Any thread.
   Result<etcdserverpb::HashKVResponse> hash_kv(int64_t revision) const;
+
+  /// The events of revisions [start_revision, revision()] on keys within
+  /// (key, range_end) (etcd's range forms), oldest first, as a watcher
+  /// starting at start_revision must receive them before live events. Stops
+  /// after the revision in which the page reaches `max_events` (a revision is
+  /// never split); page on from next_revision. prev_kv is filled when asked
+  /// and the previous change is retained. Compacted (etcd) when
+  /// start_revision < compact_revision(), including when a compaction passes
+  /// start_revision during the read. Any thread.
+  Result<EventPage> events_since(int64_t start_revision, std::string_view key,
+                                 std::string_view range_end, bool prev_kv,
+                                 size_t max_events) const;
 
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;

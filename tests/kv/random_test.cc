@@ -349,6 +349,20 @@ TEST(Determinism, SameLogSameHashAcrossReopenCrashAndSnapshotRestore) {
       // And at a historical revision above the compaction point.
       const int64_t past = std::max<int64_t>(a.value()->compact_revision() + 1, rev - 10);
       EXPECT_EQ(s->hash_kv(past)->hash(), a.value()->hash_kv(past)->hash());
+      // The history a watcher would be sent is the same too.
+      auto flat = [&](Store* x) {
+        std::string out;
+        auto page = x->events_since(past, "a", std::string(1, '\0'), true, 100000);
+        EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+        if (!page.is_ok()) return out;
+        for (const auto& r : page->revisions) {
+          for (const auto& e : r.events) out += e.SerializeAsString();
+        }
+        return out;
+      };
+      const std::string want = flat(a.value().get());
+      EXPECT_FALSE(want.empty());
+      EXPECT_EQ(flat(s), want);
     }
   }
 }

@@ -516,6 +516,57 @@ TEST_F(StoreTest, EventsCarryKvAndPrevKvPerRevision) {
   EXPECT_TRUE(all.events.empty()) << "no change, no event";
 }
 
+TEST_F(StoreTest, EventsSinceReplaysTheLiveEventsForWatchCatchUp) {
+  // Record the live events of a mixed history.
+  std::vector<RevisionEvents> live;
+  auto record = [&](const raftkvpb::InternalRequest& r) {
+    ApplyResult all;
+    h_.apply(r, &all);
+    for (auto& e : all.events) live.push_back(e);
+  };
+  record(put_req("a", "1"));
+  record(put_req("b", "1"));
+  record(put_req("a", "2"));
+  record(del_req("a", "c"));
+  record(txn({}, {op_put("a", "3"), op_put("c", "3")}));
+  record(put_req("zz", "out of range"));
+  const int64_t first = live.front().revision;
+
+  auto page = h_.store().events_since(first, "a", std::string(1, '\0'), true, 1000);
+  ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+  ASSERT_EQ(page->revisions.size(), live.size());
+  for (size_t i = 0; i < live.size(); ++i) {
+    ASSERT_EQ(page->revisions[i].revision, live[i].revision);
+    ASSERT_EQ(page->revisions[i].events.size(), live[i].events.size());
+    for (size_t j = 0; j < live[i].events.size(); ++j) {
+      EXPECT_EQ(page->revisions[i].events[j].SerializeAsString(), live[i].events[j].SerializeAsString())
+          << "revision " << live[i].revision << " event " << j;
+    }
+  }
+  EXPECT_EQ(page->next_revision, h_.store().revision() + 1);
+
+  // A key range, without prev_kv.
+  page = h_.store().events_since(first, "b", "c", false, 1000);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->revisions.size(), 2u);  // put b, delete b
+  EXPECT_EQ(page->revisions[1].events[0].type(), mvccpb::Event::DELETE);
+  EXPECT_FALSE(page->revisions[1].events[0].has_prev_kv());
+
+  // Paging: whole revisions, at least max_events per page.
+  page = h_.store().events_since(first, "a", std::string(1, '\0'), false, 3);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->revisions.size(), 3u);  // 1 + 1 + 1 events
+  auto next = h_.store().events_since(page->next_revision, "a", std::string(1, '\0'), false, 3);
+  ASSERT_TRUE(next.is_ok());
+  ASSERT_EQ(next->revisions.size(), 2u) << "the two-event delete, then the txn finishes the page";
+  EXPECT_EQ(next->revisions[0].events.size(), 2u);
+
+  // Below the compaction point: compacted, as etcd cancels such a watch.
+  h_.apply(compact_req(first + 2));
+  EXPECT_EQ(h_.store().events_since(first, "a", "", false, 10).status(), errors::compacted());
+  EXPECT_TRUE(h_.store().events_since(first + 2, "a", "", false, 10).is_ok());
+}
+
 TEST_F(StoreTest, QuotaRejectsWritesButAllowsDeletesAndCompaction) {
   TempDir tmp;
   StoreOptions o;
