@@ -27,7 +27,8 @@ const KeyRev* Index::before(std::string_view key, int64_t main, uint32_t sub) co
   auto it = keys_.find(key);
   if (it == keys_.end()) return nullptr;
   const auto& revs = it->second;
-  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub), RevLess());
+  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub),
+                              RevLess());
   return pos == revs.begin() ? nullptr : &*(pos - 1);
 }
 
@@ -35,7 +36,8 @@ bool Index::contains(std::string_view key, int64_t main, uint32_t sub) const {
   auto it = keys_.find(key);
   if (it == keys_.end()) return false;
   const auto& revs = it->second;
-  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub), RevLess());
+  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub),
+                              RevLess());
   return pos != revs.end() && pos->main == main && pos->sub == sub;
 }
 

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <filesystem>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/store.h"
@@ -67,7 +67,7 @@ TEST(Durability, CrashWithoutFlushLosesOnlyWholeBatchesAndReplayConverges) {
   ASSERT_TRUE(opened.is_ok());
   auto s = std::move(opened.value());
   apply_range(*s, log, 0, 150, 10);
-  ASSERT_TRUE(s->flush().is_ok());  // durable up to index 150
+  ASSERT_TRUE(s->flush().is_ok());     // durable up to index 150
   apply_range(*s, log, 150, 300, 10);  // only in memtables
   s.reset();                           // crash
 
@@ -149,7 +149,8 @@ ChunkSource from(const std::vector<std::string>& chunks) {
 TEST(Snapshot, RestoreElsewhereHasSameHashRevisionAndAppliedIndex) {
   TempDir tmp;
   Harness h(tmp.sub("src"));
-  for (int i = 0; i < 3000; ++i) h.put("key/" + std::to_string(i % 500), std::string(300, 'a' + i % 26));
+  for (int i = 0; i < 3000; ++i)
+    h.put("key/" + std::to_string(i % 500), std::string(300, 'a' + i % 26));
   raftkvpb::InternalRequest g;
   g.mutable_lease_grant()->set_id(42);
   g.mutable_lease_grant()->set_ttl(60);

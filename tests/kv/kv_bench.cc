@@ -5,14 +5,14 @@
 //   BM_OpenRebuildIndex   open() of the 1 M-key store: index rebuild time and memory
 // The store is built once per run (about 10 s) in a temporary directory.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <malloc.h>
 #include <memory>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "kv/store.h"
@@ -30,7 +30,9 @@ std::string key_of(int i) {
 }
 
 // Heap bytes in use (glibc).
-double heap_mib() { return static_cast<double>(mallinfo2().uordblks) / (1024.0 * 1024.0); }
+double heap_mib() {
+  return static_cast<double>(mallinfo2().uordblks) / (1024.0 * 1024.0);
+}
 
 struct Fixture {
   std::string dir;
@@ -38,8 +40,9 @@ struct Fixture {
   uint64_t next_index = 1;
 
   Fixture() {
-    dir = (std::filesystem::temp_directory_path() / ("raftkv-kv-bench-" + std::to_string(::getpid())))
-              .string();
+    dir =
+        (std::filesystem::temp_directory_path() / ("raftkv-kv-bench-" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(dir);
     auto s = Store::open(dir, StoreOptions());
     if (!s.is_ok()) std::abort();

@@ -1,11 +1,12 @@
 // kv::Store semantics, operation by operation, mirroring etcd v3's MVCC store.
+#include "kv/store.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
 #include "kv/errors.h"
-#include "kv/store.h"
 #include "kv_test_util.h"
 
 namespace raftkv::kv {
@@ -78,7 +79,9 @@ TEST_F(StoreTest, RangeBoundsFollowEtcd) {
       {"half-open range", "a", "b", {"a", "ab"}},
       {"prefix a (end = a+1)", "a", "b", {"a", "ab"}},
       {"range_end \\0 = every key >= key", "b", std::string(1, '\0'), {"b", "ba", "c"}},
-      {"key \\0 range_end \\0 = all keys", std::string(1, '\0'), std::string(1, '\0'),
+      {"key \\0 range_end \\0 = all keys",
+       std::string(1, '\0'),
+       std::string(1, '\0'),
        {"a", "ab", "b", "ba", "c"}},
       {"end before key = nothing", "c", "a", {}},
   };
@@ -90,15 +93,16 @@ TEST_F(StoreTest, RangeBoundsFollowEtcd) {
 }
 
 TEST_F(StoreTest, RangeAtPastRevisionsSeesHistory) {
-  h_.put("k", "v1");  // 2
-  h_.put("k", "v2");  // 3
+  h_.put("k", "v1");       // 2
+  h_.put("k", "v2");       // 3
   h_.apply(del_req("k"));  // 4
-  h_.put("k", "v3");  // 5
+  h_.put("k", "v3");       // 5
   struct Case {
     int64_t rev;
     std::string want;  // "" = absent
   };
-  for (const Case& c : std::vector<Case>{{1, ""}, {2, "v1"}, {3, "v2"}, {4, ""}, {5, "v3"}, {0, "v3"}}) {
+  for (const Case& c :
+       std::vector<Case>{{1, ""}, {2, "v1"}, {3, "v2"}, {4, ""}, {5, "v3"}, {0, "v3"}}) {
     auto r = h_.get(range_req("k", "", c.rev));
     if (c.want.empty()) {
       EXPECT_EQ(r.kvs_size(), 0) << "rev " << c.rev;
@@ -160,7 +164,10 @@ TEST_F(StoreTest, SortTargetsAndEtcdDefaultOrder) {
       {"KEY NONE = key order", RangeRequest::KEY, RangeRequest::NONE, {"a", "b", "c"}},
       {"KEY ASCEND", RangeRequest::KEY, RangeRequest::ASCEND, {"a", "b", "c"}},
       {"KEY DESCEND", RangeRequest::KEY, RangeRequest::DESCEND, {"c", "b", "a"}},
-      {"VERSION NONE defaults to ascend", RangeRequest::VERSION, RangeRequest::NONE, {"c", "b", "a"}},
+      {"VERSION NONE defaults to ascend",
+       RangeRequest::VERSION,
+       RangeRequest::NONE,
+       {"c", "b", "a"}},
       {"VERSION DESCEND", RangeRequest::VERSION, RangeRequest::DESCEND, {"a", "b", "c"}},
       {"CREATE ASCEND", RangeRequest::CREATE, RangeRequest::ASCEND, {"c", "a", "b"}},
       {"CREATE DESCEND", RangeRequest::CREATE, RangeRequest::DESCEND, {"b", "a", "c"}},
@@ -293,27 +300,38 @@ etcdserverpb::RequestOp op_del(const std::string& k, const std::string& end = ""
   op.mutable_request_delete_range()->set_range_end(end);
   return op;
 }
-Compare cmp(const std::string& key, Compare::CompareTarget t, Compare::CompareResult res,
-            int64_t n, const std::string& value = "", const std::string& end = "") {
+Compare cmp(const std::string& key, Compare::CompareTarget t, Compare::CompareResult res, int64_t n,
+            const std::string& value = "", const std::string& end = "") {
   Compare c;
   c.set_key(key);
   c.set_range_end(end);
   c.set_target(t);
   c.set_result(res);
   switch (t) {
-    case Compare::VERSION: c.set_version(n); break;
-    case Compare::CREATE: c.set_create_revision(n); break;
-    case Compare::MOD: c.set_mod_revision(n); break;
-    case Compare::LEASE: c.set_lease(n); break;
-    case Compare::VALUE: c.set_value(value); break;
-    default: break;
+    case Compare::VERSION:
+      c.set_version(n);
+      break;
+    case Compare::CREATE:
+      c.set_create_revision(n);
+      break;
+    case Compare::MOD:
+      c.set_mod_revision(n);
+      break;
+    case Compare::LEASE:
+      c.set_lease(n);
+      break;
+    case Compare::VALUE:
+      c.set_value(value);
+      break;
+    default:
+      break;
   }
   return c;
 }
 
 TEST_F(StoreTest, TxnComparesTable) {
-  h_.put("k", "m");  // 2
-  h_.put("k", "m");  // 3: create 2, mod 3, version 2
+  h_.put("k", "m");   // 2
+  h_.put("k", "m");   // 3: create 2, mod 3, version 2
   h_.put("k2", "z");  // 4
   struct Case {
     const char* name;
@@ -332,11 +350,15 @@ TEST_F(StoreTest, TxnComparesTable) {
       {"VALUE EQUAL m", cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m"), true},
       {"VALUE GREATER a", cmp("k", Compare::VALUE, Compare::GREATER, 0, "a"), true},
       {"VALUE LESS a", cmp("k", Compare::VALUE, Compare::LESS, 0, "a"), false},
-      {"missing key: CREATE EQUAL 0 (the lock recipe)", cmp("nope", Compare::CREATE, Compare::EQUAL, 0), true},
+      {"missing key: CREATE EQUAL 0 (the lock recipe)",
+       cmp("nope", Compare::CREATE, Compare::EQUAL, 0), true},
       {"missing key: VERSION EQUAL 0", cmp("nope", Compare::VERSION, Compare::EQUAL, 0), true},
-      {"missing key: VALUE always fails", cmp("nope", Compare::VALUE, Compare::NOT_EQUAL, 0, "x"), false},
-      {"range: every key's MOD GREATER 1", cmp("k", Compare::MOD, Compare::GREATER, 1, "", "l"), true},
-      {"range: every key's VALUE EQUAL m fails on k2", cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m", "l"), false},
+      {"missing key: VALUE always fails", cmp("nope", Compare::VALUE, Compare::NOT_EQUAL, 0, "x"),
+       false},
+      {"range: every key's MOD GREATER 1", cmp("k", Compare::MOD, Compare::GREATER, 1, "", "l"),
+       true},
+      {"range: every key's VALUE EQUAL m fails on k2",
+       cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m", "l"), false},
       {"empty range: CREATE EQUAL 0", cmp("x", Compare::CREATE, Compare::EQUAL, 0, "", "y"), true},
   };
   for (const auto& c : cases) {
@@ -350,9 +372,10 @@ TEST_F(StoreTest, TxnComparesTable) {
 TEST_F(StoreTest, TxnIsOneRevisionWithSubRevisionsAndSeesItsOwnWrites) {
   h_.put("a", "1");  // 2
   ApplyResult all;
-  auto o = h_.apply(txn({cmp("a", Compare::VALUE, Compare::EQUAL, 0, "1")},
-                        {op_get("b"), op_put("b", "2"), op_get("b"), op_put("c", "3"), op_del("a")}),
-                    &all);
+  auto o =
+      h_.apply(txn({cmp("a", Compare::VALUE, Compare::EQUAL, 0, "1")},
+                   {op_get("b"), op_put("b", "2"), op_get("b"), op_put("c", "3"), op_del("a")}),
+               &all);
   ASSERT_TRUE(o.status.is_ok()) << o.status.to_string();
   const auto& t = o.response.txn();
   EXPECT_TRUE(t.succeeded());
@@ -430,11 +453,11 @@ TEST_F(StoreTest, TxnFailureBranchAndErrors) {
 }
 
 TEST_F(StoreTest, CompactionRules) {
-  h_.put("a", "1");  // 2
-  h_.put("a", "2");  // 3
-  h_.put("b", "1");  // 4
+  h_.put("a", "1");        // 2
+  h_.put("a", "2");        // 3
+  h_.put("b", "1");        // 4
   h_.apply(del_req("b"));  // 5
-  h_.put("c", "1");  // 6
+  h_.put("c", "1");        // 6
   auto o = h_.apply(compact_req(5));
   ASSERT_TRUE(o.status.is_ok());
   EXPECT_EQ(o.response.compaction().header().revision(), 6);
@@ -445,18 +468,22 @@ TEST_F(StoreTest, CompactionRules) {
     int64_t rev;
     Status want;
   };
-  for (const Case& c : std::vector<Case>{{4, errors::compacted()}, {1, errors::compacted()},
-                                         {5, Status::ok()}, {6, Status::ok()},
+  for (const Case& c : std::vector<Case>{{4, errors::compacted()},
+                                         {1, errors::compacted()},
+                                         {5, Status::ok()},
+                                         {6, Status::ok()},
                                          {7, errors::future_rev()}}) {
     auto r = h_.store().range(range_req("a", "z", c.rev));
     EXPECT_EQ(r.status(), c.want) << "range at " << c.rev;
   }
   auto at5 = h_.get(range_req("a", "z", 5));
-  EXPECT_EQ(keys_of(at5), std::vector<std::string>{"a"}) << "reads at the compaction point still work";
+  EXPECT_EQ(keys_of(at5), std::vector<std::string>{"a"})
+      << "reads at the compaction point still work";
   EXPECT_EQ(h_.apply(compact_req(5)).status, errors::compacted()) << "again at the same revision";
   EXPECT_EQ(h_.apply(compact_req(3)).status, errors::compacted());
   EXPECT_EQ(h_.apply(compact_req(9)).status, errors::future_rev());
-  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::compacted()) << "HashKV: <= compact is compacted";
+  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::compacted())
+      << "HashKV: <= compact is compacted";
   EXPECT_TRUE(h_.store().hash_kv(6).is_ok());
 
   // physical: the old revisions leave RocksDB in the background.
@@ -539,7 +566,8 @@ TEST_F(StoreTest, EventsSinceReplaysTheLiveEventsForWatchCatchUp) {
     ASSERT_EQ(page->revisions[i].revision, live[i].revision);
     ASSERT_EQ(page->revisions[i].events.size(), live[i].events.size());
     for (size_t j = 0; j < live[i].events.size(); ++j) {
-      EXPECT_EQ(page->revisions[i].events[j].SerializeAsString(), live[i].events[j].SerializeAsString())
+      EXPECT_EQ(page->revisions[i].events[j].SerializeAsString(),
+                live[i].events[j].SerializeAsString())
           << "revision " << live[i].revision << " event " << j;
     }
   }
@@ -645,8 +673,8 @@ TEST_F(StoreTest, LeasesGrantAttachRevoke) {
 
 TEST_F(StoreTest, EntriesWithoutRequestsOnlyAdvanceTheAppliedIndex) {
   auto p = put_req("k", "v");
-  std::vector<ApplyEntry> batch = {{raft::Index(1), nullptr}, {raft::Index(2), &p},
-                                   {raft::Index(3), nullptr}};
+  std::vector<ApplyEntry> batch = {
+      {raft::Index(1), nullptr}, {raft::Index(2), &p}, {raft::Index(3), nullptr}};
   auto res = h_.store().apply(batch);
   ASSERT_TRUE(res.is_ok());
   ASSERT_EQ(res->outcomes.size(), 1u);
@@ -684,13 +712,16 @@ TEST(StoreValidate, EtcdErrorTable) {
     r.mutable_range();
     cases.push_back({"range empty key", r, errors::empty_key()});
   }
-  cases.push_back({"request too large", put_req("k", std::string(2000, 'x')), errors::request_too_large()});
-  cases.push_back({"too many ops", txn({}, {op_put("a", ""), op_put("b", ""), op_put("c", ""), op_put("d", "")}),
+  cases.push_back(
+      {"request too large", put_req("k", std::string(2000, 'x')), errors::request_too_large()});
+  cases.push_back({"too many ops",
+                   txn({}, {op_put("a", ""), op_put("b", ""), op_put("c", ""), op_put("d", "")}),
                    errors::too_many_ops()});
-  cases.push_back({"compare with empty key", txn({cmp("", Compare::VERSION, Compare::EQUAL, 0)}, {}),
-                   errors::empty_key()});
+  cases.push_back({"compare with empty key",
+                   txn({cmp("", Compare::VERSION, Compare::EQUAL, 0)}, {}), errors::empty_key()});
   cases.push_back({"empty op", txn({}, {etcdserverpb::RequestOp()}), errors::key_not_found()});
-  cases.push_back({"duplicate put", txn({}, {op_put("a", "1"), op_put("a", "2")}), errors::duplicate_key()});
+  cases.push_back(
+      {"duplicate put", txn({}, {op_put("a", "1"), op_put("a", "2")}), errors::duplicate_key()});
   cases.push_back({"put inside a deleted range", txn({}, {op_del("a", "c"), op_put("b", "1")}),
                    errors::duplicate_key()});
   cases.push_back({"put and delete of one key", txn({}, {op_put("a", "1"), op_del("a")}),
@@ -722,8 +753,10 @@ TEST(StoreValidate, EtcdErrorTable) {
 
 TEST(StoreErrors, CodesAndMessagesAreEtcds) {
   EXPECT_EQ(errors::compacted().code(), Code::kOutOfRange);
-  EXPECT_EQ(errors::compacted().message(), "etcdserver: mvcc: required revision has been compacted");
-  EXPECT_EQ(errors::future_rev().message(), "etcdserver: mvcc: required revision is a future revision");
+  EXPECT_EQ(errors::compacted().message(),
+            "etcdserver: mvcc: required revision has been compacted");
+  EXPECT_EQ(errors::future_rev().message(),
+            "etcdserver: mvcc: required revision is a future revision");
   EXPECT_EQ(errors::no_space().code(), Code::kResourceExhausted);
   EXPECT_EQ(errors::no_space().message(), "etcdserver: mvcc: database space exceeded");
   EXPECT_EQ(errors::lease_not_found().code(), Code::kNotFound);
