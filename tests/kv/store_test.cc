@@ -193,6 +193,24 @@ TEST_F(StoreTest, SortTargetsAndEtcdDefaultOrder) {
   EXPECT_EQ(r.count(), 3);
 }
 
+TEST_F(StoreTest, UnorderedNonKeySortAppliesToTheFirstLimitPlusOneKeys) {
+  // Versions: a 2, b 3, c 1.
+  h_.put("a", "x");
+  h_.put("a", "x");
+  for (int i = 0; i < 3; ++i) h_.put("b", "x");
+  h_.put("c", "x");
+  auto req = range_req("a", "d");
+  req.set_sort_target(RangeRequest::VERSION);
+  req.set_limit(1);
+  // etcd: no order means the limit+1 first keys (a, b), sorted ascending.
+  auto r = h_.get(req);
+  EXPECT_EQ(keys_of(r), std::vector<std::string>{"a"});
+  EXPECT_TRUE(r.more());
+  // An explicit order sorts every key first.
+  req.set_sort_order(RangeRequest::ASCEND);
+  EXPECT_EQ(keys_of(h_.get(req)), std::vector<std::string>{"c"});
+}
+
 TEST_F(StoreTest, RevisionFiltersPruneButCountDoesNot) {
   h_.put("a", "1");  // 2
   h_.put("b", "1");  // 3
