@@ -124,8 +124,8 @@ class SnapshotStream {
  public:
   virtual ~SnapshotStream() = default;
   virtual raft::Index applied_index() const = 0;
-  /// The next chunk, or std::nullopt after the last one. Chunks are at most
-  /// ~1 MiB.
+  /// The next chunk, or std::nullopt after the last one. A chunk holds about
+  /// 1 MiB of records (one large record may overshoot it).
   virtual Result<std::optional<std::string>> next_chunk() = 0;
 };
 
