@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "base/check.h"
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 #include "storage/wal_format.h"
 
 namespace raftkv::storage {

@@ -51,23 +51,6 @@ bool intersects(const std::vector<raft::NodeId>& a, const std::vector<raft::Node
   return false;
 }
 
-// Slicing-by-8 tables for CRC-32C (reflected polynomial 0x82F63B78):
-// table[0] is the classic byte table; table[k][b] is the CRC of byte b
-// followed by k zero bytes, so eight input bytes are folded per step.
-using Crc32cTables = std::array<std::array<uint32_t, 256>, 8>;
-
-Crc32cTables make_crc32c_tables() {
-  Crc32cTables t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : (c >> 1);
-    t[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; ++i) {
-    for (size_t k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
-  }
-  return t;
-}
 
 }  // namespace
 
@@ -77,22 +60,6 @@ std::string hex_id(uint64_t id) {
   return buf;
 }
 
-uint32_t crc32c(uint32_t crc, std::string_view data) {
-  static const Crc32cTables t = make_crc32c_tables();
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  size_t n = data.size();
-  uint32_t c = ~crc;
-  while (n >= 8) {
-    const uint32_t lo =
-        c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
-    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-        t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
-    p += 8;
-    n -= 8;
-  }
-  while (n-- > 0) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-  return ~c;
-}
 
 void encode_header(uint64_t cluster_id, raft::NodeId from, raft::NodeId to, raftkvpb::Header* out) {
   out->set_protocol_version(kProtocolVersion);

@@ -60,7 +60,4 @@ Status check_snapshot_metadata(const raft::SnapshotMetadata& md);
 /// A member or cluster id as etcd prints it (lower-case hex, Go's %x), for logs.
 std::string hex_id(uint64_t id);
 
-/// CRC-32C (Castagnoli) of `data`, continuing from `crc` (0 to start).
-uint32_t crc32c(uint32_t crc, std::string_view data);
-
 }  // namespace raftkv::transport

@@ -474,8 +474,8 @@ class PeerSender {
       const std::string_view piece = data.substr(offset, chunk_bytes);
       chunk.set_offset(offset);
       chunk.set_data(piece.data(), piece.size());
-      chunk.set_crc32c(crc32c(0, piece));
-      running = crc32c(running, piece);
+      chunk.set_crc32c(crc32c(piece));
+      running = crc32c_extend(running, piece.data(), piece.size());
       offset += piece.size();
       if (offset == data.size()) {
         chunk.set_last(true);
@@ -686,7 +686,7 @@ class PeerService final : public raftkvpb::Peer::Service {
                                   " failed its checksum");
       }
       RAFTKV_RETURN_IF_ERROR(writer.append(data));
-      running = crc32c(running, data);
+      running = crc32c_extend(running, data.data(), data.size());
       offset += data.size();
       if (chunk.last()) break;
       if (!reader->Read(&chunk)) {

@@ -284,29 +284,5 @@ TEST(CodecTest, MalformedBytesNeverCrashTheDecoder) {
   EXPECT_LT(accepted, parsed);  // most mutations are caught by validation
 }
 
-TEST(CodecTest, Crc32cMatchesTheCastagnoliCheckValue) {
-  EXPECT_EQ(crc32c(0, "123456789"), 0xE3069283u);
-  // Continuing a checksum over pieces equals the checksum of the whole.
-  EXPECT_EQ(crc32c(crc32c(0, "12345"), "6789"), 0xE3069283u);
-  EXPECT_EQ(crc32c(0, ""), 0u);
-  // Long inputs (the 8-byte path) agree with a bit-at-a-time reference at
-  // every length and split point.
-  auto reference = [](std::string_view d) {
-    uint32_t c = ~0u;
-    for (unsigned char b : d) {
-      c ^= b;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : (c >> 1);
-    }
-    return ~c;
-  };
-  std::string data;
-  for (int i = 0; i < 100; ++i) data.push_back(static_cast<char>(i * 37 + 11));
-  for (size_t len = 0; len <= data.size(); ++len) {
-    const std::string_view d(data.data(), len);
-    EXPECT_EQ(crc32c(0, d), reference(d)) << "length " << len;
-    EXPECT_EQ(crc32c(crc32c(0, d.substr(0, len / 3)), d.substr(len / 3)), reference(d));
-  }
-}
-
 }  // namespace
 }  // namespace raftkv::transport

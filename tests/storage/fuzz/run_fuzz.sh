@@ -31,7 +31,7 @@ flags=(-std=c++20 -O1 -gline-tables-only -fsanitize=fuzzer,address,undefined -fn
        -I"$work/include")
 objs=()
 pids=()
-for f in "$src"/src/storage/{crc32c,posix_file_system,fault_file_system,wal_format,wal,snapshot_store}.cc \
+for f in "$src"/src/base/crc32c.cc "$src"/src/storage/{posix_file_system,fault_file_system,wal_format,wal,snapshot_store}.cc \
          "$src/tests/storage/fuzz/wal_fuzz.cc"; do
   o="$work/$(basename "$f" .cc).o"
   "$CXX_FUZZ" "${flags[@]}" -c "$f" -o "$o" &

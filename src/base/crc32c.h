@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace raftkv::storage {
+namespace raftkv {
 
 /// Continues a CRC32C: crc32c_extend(crc32c(a), b) == crc32c(a + b).
 /// `crc` is a finished CRC value (0 for the empty string).
@@ -31,4 +31,4 @@ uint32_t crc32c_extend_hardware(uint32_t crc, const void* data, size_t n);
 /// True if this CPU has the SSE4.2 crc32 instruction (and this is x86-64).
 bool crc32c_hardware_available();
 
-}  // namespace raftkv::storage
+}  // namespace raftkv

@@ -1,4 +1,4 @@
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace raftkv::storage {
+namespace raftkv {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;  // Castagnoli, reflected.
@@ -84,4 +84,4 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
   return hw ? crc32c_extend_hardware(crc, data, n) : crc32c_extend_portable(crc, data, n);
 }
 
-}  // namespace raftkv::storage
+}  // namespace raftkv
