@@ -646,6 +646,8 @@ void Core::handle_heartbeat_response(const Message& m, Progress& pr) {
   for (NodeId id : *acks) votes[id] = true;
   if (tracker_.config.voters.vote_result(votes) != quorum::VoteResult::kWon) return;
   for (const ReadOnly::Request& req : read_only_.advance(m.context)) respond_read(req);
+  // Reads that arrived during this round share the next one.
+  if (read_only_.pending() > 0) bcast_heartbeat(read_only_.last_pending_ctx());
 }
 
 void Core::handle_transfer_leader(NodeId transferee) {
@@ -946,13 +948,16 @@ Status Core::start_read(NodeId from, const std::string& ctx) {
     return Status::ok();
   }
   if (read_only_.full()) return Status::resource_exhausted("raft: too many pending reads; retry later");
+  const bool round_in_flight = read_only_.pending() > 0;
   if (!read_only_.add(log_.committed(), from, ctx)) {
     return Status::already_exists("raft: a read with this context is already pending");
   }
   const std::set<NodeId>* acks = read_only_.ack(id_, ctx);
   RAFTKV_CHECK(acks != nullptr);
-  // One heartbeat round confirms this read and every one queued before it.
-  bcast_heartbeat(ctx);
+  // Batching: one heartbeat round at a time. A read arriving while a round is
+  // in flight waits for the next one, which carries the newest context and so
+  // confirms every read queued before it (the tick's heartbeat also carries it).
+  if (!round_in_flight) bcast_heartbeat(ctx);
   return Status::ok();
 }
 
