@@ -162,6 +162,7 @@ void Core::reset(Term term) {
     if (id == id_) pr.match = log_.persisted_index();
   }
   pending_conf_index_ = Index{0};
+  campaign_after_apply_ = false;
   uncommitted_bytes_ = 0;
   read_only_.reset();
   reads_awaiting_commit_.clear();
@@ -456,7 +457,13 @@ Status Core::step_follower(const Message& m) {
     case MessageType::kTimeoutNow:
       // §3.10: the leader asks us to start an election at once, skipping the
       // pre-vote and overriding stickiness (it is the one stepping aside).
-      hup(CampaignType::kTransfer);
+      if (has_unapplied_conf_changes()) {
+        // Campaign once the configuration is applied (see advance()); e.g. a
+        // removed leader hands over in the same round that commits its removal.
+        campaign_after_apply_ = true;
+      } else {
+        hup(CampaignType::kTransfer);
+      }
       break;
     case MessageType::kReadIndexResponse:
       read_states_.push_back(ReadState{m.index, m.context});
@@ -1107,6 +1114,10 @@ void Core::advance(const Ready& rd) {
     if (last > log_.applied()) log_.applied_to(last);
     const uint64_t applied_bytes = payload_bytes(rd.committed_entries);
     uncommitted_bytes_ = applied_bytes >= uncommitted_bytes_ ? 0 : uncommitted_bytes_ - applied_bytes;
+  }
+  if (campaign_after_apply_ && role_ == Role::kFollower && !has_unapplied_conf_changes()) {
+    campaign_after_apply_ = false;
+    hup(CampaignType::kTransfer);
   }
   if (role_ == Role::kLeader) {
     Progress* self = tracker_.get(id_);

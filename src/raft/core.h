@@ -284,6 +284,9 @@ class Core {
   /// is proposed until it is applied (one change at a time, §4.1).
   Index pending_conf_index_;
   uint64_t uncommitted_bytes_ = 0;
+  /// A TimeoutNow arrived while a committed conf change was still unapplied:
+  /// campaign as soon as it is applied (cleared by any term change).
+  bool campaign_after_apply_ = false;
   /// Reads received before the leader committed an entry of its term (§6.4:
   /// its commit index is not yet known to be current).
   std::vector<std::pair<NodeId, std::string>> reads_awaiting_commit_;
