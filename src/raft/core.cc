@@ -645,6 +645,9 @@ void Core::handle_append_response(const Message& m, Progress& pr) {
 void Core::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.recent_active = true;
   pr.probe_sent = false;
+  // The follower is alive: if the window is full its acks (or our appends)
+  // were lost; reopen one slot so the next append exposes the gap.
+  if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.inflights.free_first_one();
   if (pr.match < log_.last_index()) maybe_send_append(m.from, true);
   if (m.context.empty()) return;
   const std::set<NodeId>* acks = read_only_.ack(m.from, m.context);

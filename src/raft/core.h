@@ -173,7 +173,9 @@ class Core {
 
   /// The transport could not reach `id`: stop pipelining to it.
   void report_unreachable(NodeId id);
-  /// The transport finished sending a snapshot to `id` (ok) or gave up.
+  /// The transport finished sending a snapshot to `id` (ok) or gave up. The
+  /// transport must report every kSnapshot message it was handed: until it
+  /// does, the follower stays in snapshot state and receives nothing else.
   void report_snapshot(NodeId id, bool ok);
 
   // --- Outputs --------------------------------------------------------------
