@@ -10,6 +10,10 @@
 //                          committed at a term below T;
 //   state machine safety   every node's applied history is a prefix of one
 //                          common history.
+//   linearizable reads     a ReadState's index is at least every index known
+//                          committed when the read was requested (safe
+//                          ReadIndex, and leader leases on seeds whose clocks
+//                          run at one rate).
 // A liveness phase then heals everything and requires a leader and a commit.
 //
 // Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 1000, or 100
@@ -40,6 +44,10 @@ uint64_t env_u64(const char* name, uint64_t dflt) {
 class Checker {
  public:
   explicit Checker(Cluster& c) : c_(c) {}
+
+  /// A read is being requested: it must be served at an index no lower than
+  /// anything known committed now (a write acknowledged before the read began).
+  void on_read(const std::string& ctx) { read_min_[ctx] = committed_.size(); }
 
   /// Returns "" if every invariant holds, else a description.
   std::string check() {
@@ -102,6 +110,16 @@ class Checker {
           }
         }
       }
+      // Linearizable reads.
+      for (size_t& k = read_cursor_[id]; k < n.read_states.size(); ++k) {
+        const ReadState& rs = n.read_states[k];
+        auto it = read_min_.find(rs.request_ctx);
+        if (it == read_min_.end()) return "read state for an unknown request " + rs.request_ctx;
+        if (rs.index.value() < it->second) {
+          return "stale read: " + rs.request_ctx + " served at " + std::to_string(rs.index.value()) +
+                 " but index " + std::to_string(it->second) + " was committed before it began";
+        }
+      }
       // State machine safety.
       for (size_t k = 0; k < n.history.size(); ++k) {
         if (k < applied_.size()) {
@@ -136,6 +154,8 @@ class Checker {
   std::map<Key, Seen> entries_;
   std::vector<Committed> committed_;
   std::vector<std::string> applied_;
+  std::map<std::string, uint64_t> read_min_;
+  std::map<uint64_t, size_t> read_cursor_;
 
  public:
   std::string stats() const {
@@ -151,6 +171,9 @@ std::string run_seed(uint64_t seed, size_t nodes) {
   auto chance = [&](uint64_t per_mille) { return rng() % 1000 < per_mille; };
   const bool pre_vote = chance(700);
   const bool check_quorum = chance(700);
+  // Lease reads assume clocks advance at the same rate: those seeds use only
+  // the common clock (no per-node skew).
+  const bool lease = check_quorum && chance(400);
   const size_t inflight = 1 + pick(8);
   const uint64_t msg_bytes = 30 + pick(200);
   std::vector<uint64_t> ids;
@@ -162,6 +185,7 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     cfg.max_size_per_msg_bytes = msg_bytes;
     cfg.max_inflight_bytes = 0;
     cfg.seed = seed;
+    if (lease) cfg.read_only_option = ReadOnlyOption::kLeaseBased;
   });
   Checker checker(c);
   const uint64_t drop_pm = pick(150), dup_pm = pick(50);
@@ -183,7 +207,11 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     if (r < 100) {
       c.tick_all();  // the common clock
     } else if (r < 130) {
-      c.tick(id);  // clock skew
+      if (lease) {
+        c.tick_all();
+      } else {
+        c.tick(id);  // clock skew
+      }
     } else if (r < 540) {
       if (!net.empty()) {
         size_t k = chance(700) ? 0 : pick(net.size());  // mostly in order, some reordering
@@ -204,7 +232,9 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       }
     } else if (r < 915) {
       if (c.node(id).up) {
-        Status s = c.core(id).read_index("r" + std::to_string(reads++));
+        std::string ctx = "r" + std::to_string(reads++);
+        checker.on_read(ctx);
+        Status s = c.core(id).read_index(ctx);
         (void)s;
       }
     } else if (r < 925) {
