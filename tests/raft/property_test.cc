@@ -16,7 +16,7 @@
 //                          run at one rate).
 // A liveness phase then heals everything and requires a leader and a commit.
 //
-// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 1000, or 100
+// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 2000, or 200
 // in sanitizer builds. RAFT_PROPERTY_FIRST_SEED replays from a given seed.
 #include <gtest/gtest.h>
 
@@ -31,9 +31,9 @@ namespace raftkv::raft::testing {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr uint64_t kDefaultSeeds = 100;
+constexpr uint64_t kDefaultSeeds = 200;
 #else
-constexpr uint64_t kDefaultSeeds = 1000;
+constexpr uint64_t kDefaultSeeds = 2000;
 #endif
 
 uint64_t env_u64(const char* name, uint64_t dflt) {
