@@ -1226,8 +1226,10 @@ void Core::check_invariants() const {
     for (const auto& [id, pr] : tracker_.progress) {
       RAFTKV_CHECK_MSG(pr.match <= log_.last_index(), "raft: follower matched beyond our log");
     }
-    RAFTKV_CHECK(log_.term(log_.last_index()) == term_ || log_.last_index() == Index{0} ||
-                 log_.last_term() <= term_);
+    // The leader appended an entry of its term on election and only ever
+    // appends entries of its term.
+    RAFTKV_CHECK_MSG(log_.last_term() == term_, "raft: leader's last entry is not of its term");
+    RAFTKV_CHECK(log_.persisted_index() <= log_.last_index());
   } else {
     RAFTKV_CHECK(lead_transferee_ == kNoNode);
   }

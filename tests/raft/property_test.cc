@@ -16,7 +16,7 @@
 //                          run at one rate).
 // A liveness phase then heals everything and requires a leader and a commit.
 //
-// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 2000, or 200
+// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 2000, or 50
 // in sanitizer builds. RAFT_PROPERTY_FIRST_SEED replays from a given seed.
 #include <gtest/gtest.h>
 
@@ -31,7 +31,7 @@ namespace raftkv::raft::testing {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr uint64_t kDefaultSeeds = 200;
+constexpr uint64_t kDefaultSeeds = 50;
 #else
 constexpr uint64_t kDefaultSeeds = 2000;
 #endif
