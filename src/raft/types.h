@@ -30,22 +30,10 @@ class StrongU64 {
   // Offsets by a count (e.g. next = match + 1); a count is a plain number.
   constexpr StrongU64 operator+(uint64_t n) const { return StrongU64(v_ + n); }
   constexpr StrongU64 operator-(uint64_t n) const { return StrongU64(v_ - n); }
-  constexpr StrongU64& operator+=(uint64_t n) {
-    v_ += n;
-    return *this;
-  }
-  constexpr StrongU64& operator-=(uint64_t n) {
-    v_ -= n;
-    return *this;
-  }
-  constexpr StrongU64& operator++() {
-    ++v_;
-    return *this;
-  }
-  constexpr StrongU64& operator--() {
-    --v_;
-    return *this;
-  }
+  constexpr StrongU64& operator+=(uint64_t n) { v_ += n; return *this; }
+  constexpr StrongU64& operator-=(uint64_t n) { v_ -= n; return *this; }
+  constexpr StrongU64& operator++() { ++v_; return *this; }
+  constexpr StrongU64& operator--() { --v_; return *this; }
 
  private:
   uint64_t v_ = 0;
@@ -65,9 +53,7 @@ using NodeId = StrongU64<NodeIdTag>;
 inline constexpr NodeId kNoNode{0};
 
 /// Number of entries between two indexes, `hi - lo`. REQUIRES: lo <= hi.
-constexpr uint64_t distance(Index lo, Index hi) {
-  return hi.value() - lo.value();
-}
+constexpr uint64_t distance(Index lo, Index hi) { return hi.value() - lo.value(); }
 
 // ---------------------------------------------------------------------------
 // Log entries
@@ -92,9 +78,9 @@ struct Entry {
 /// (dissertation Figure 3.1, "persistent state on all servers"), plus the
 /// commit index so a restarted node need not relearn it.
 struct HardState {
-  Term term;     ///< currentTerm.
-  NodeId vote;   ///< votedFor in `term`, or kNoNode.
-  Index commit;  ///< Highest index known committed (persisting it is an optimization).
+  Term term;            ///< currentTerm.
+  NodeId vote;          ///< votedFor in `term`, or kNoNode.
+  Index commit;         ///< Highest index known committed (persisting it is an optimization).
   bool operator==(const HardState&) const = default;
   bool empty() const { return term == Term{} && vote == kNoNode && commit == Index{}; }
 };
@@ -150,8 +136,8 @@ struct ConfChange {
 // Snapshots
 
 struct SnapshotMetadata {
-  Index index;           ///< Last log index the snapshot covers.
-  Term term;             ///< Term of that entry.
+  Index index;  ///< Last log index the snapshot covers.
+  Term term;    ///< Term of that entry.
   ConfState conf_state;  ///< Configuration as of `index`.
   bool operator==(const SnapshotMetadata&) const = default;
 };
@@ -169,20 +155,20 @@ struct Snapshot {
 
 enum class MessageType : uint8_t {
   // Peer-to-peer RPCs (dissertation Figure 3.1 and chapters 3, 4, 6, 9).
-  kAppend = 0,  ///< AppendEntries (§3.5).
+  kAppend = 0,               ///< AppendEntries (§3.5).
   kAppendResponse = 1,
-  kVote = 2,  ///< RequestVote (§3.4).
+  kVote = 2,                 ///< RequestVote (§3.4).
   kVoteResponse = 3,
-  kPreVote = 4,  ///< Pre-vote round (§9.6): does not bump anyone's term.
+  kPreVote = 4,              ///< Pre-vote round (§9.6): does not bump anyone's term.
   kPreVoteResponse = 5,
-  kHeartbeat = 6,  ///< Empty AppendEntries carrying the commit index.
+  kHeartbeat = 6,            ///< Empty AppendEntries carrying the commit index.
   kHeartbeatResponse = 7,
-  kSnapshot = 8,    ///< InstallSnapshot (§5.3).
-  kTimeoutNow = 9,  ///< Leadership transfer: start an election now (§3.10).
-  kReadIndex = 10,  ///< A follower forwards a read to the leader (§6.4).
+  kSnapshot = 8,             ///< InstallSnapshot (§5.3).
+  kTimeoutNow = 9,           ///< Leadership transfer: start an election now (§3.10).
+  kReadIndex = 10,           ///< A follower forwards a read to the leader (§6.4).
   kReadIndexResponse = 11,
-  kPropose = 12,         ///< A follower forwards client proposals to the leader.
-  kTransferLeader = 13,  ///< A follower asks the leader to transfer leadership.
+  kPropose = 12,             ///< A follower forwards client proposals to the leader.
+  kTransferLeader = 13,      ///< A follower asks the leader to transfer leadership.
 };
 
 /// One Raft message. Fields not used by a type are left at their defaults.
@@ -190,16 +176,16 @@ struct Message {
   MessageType type = MessageType::kAppend;
   NodeId from;
   NodeId to;
-  Term term;      ///< Sender's current term (0 for local-only messages).
-  Term log_term;  ///< Append: prevLogTerm. Vote: lastLogTerm. Reject: hint term.
-  Index index;    ///< Append: prevLogIndex. Vote: lastLogIndex. Response: match/hint.
-                  ///< Heartbeat and its response: the leader's tick stamp (lease reads).
+  Term term;               ///< Sender's current term (0 for local-only messages).
+  Term log_term;           ///< Append: prevLogTerm. Vote: lastLogTerm. Reject: hint term.
+  Index index;             ///< Append: prevLogIndex. Vote: lastLogIndex. Response: match/hint.
+                           ///< Heartbeat and its response: the leader's tick stamp (lease reads).
   std::vector<Entry> entries;
-  Index commit;  ///< Leader's commit index (Append, Heartbeat).
+  Index commit;            ///< Leader's commit index (Append, Heartbeat).
   bool reject = false;
-  Index reject_hint;  ///< On a rejected append: the follower's hint index (fast backtracking).
+  Index reject_hint;       ///< On a rejected append: the follower's hint index (fast backtracking).
   std::optional<Snapshot> snapshot;  ///< kSnapshot only.
-  std::string context;  ///< ReadIndex request id; campaign kind for transfer-triggered votes.
+  std::string context;     ///< ReadIndex request id; campaign kind for transfer-triggered votes.
 
   bool operator==(const Message&) const = default;
 };
