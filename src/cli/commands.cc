@@ -587,9 +587,14 @@ void add_lock(CLI::App& app, Plan& plan) {
   auto* sub = app.add_subcommand(
       "lock", "Acquires a named lock, prints its key, and holds it until Ctrl-C (or runs a command)");
   sub->add_option("name", o->name, "Lock name")->required();
-  sub->add_option("command", o->command, "Command to run while holding the lock");
   sub->add_option("--ttl", o->ttl, "Lease TTL in seconds (the lock outlives a crash this long)");
-  sub->callback([&plan, o] {
+  // Everything after the name is the command to run while holding the lock, flags included.
+  sub->prefix_command();
+  sub->fallthrough(false);
+  sub->footer("Usage with a command: raftkvctl lock NAME COMMAND [ARGS...]; the command sees "
+              "ETCD_LOCK_KEY and ETCD_LOCK_REV (the fencing token).");
+  sub->callback([&plan, o, sub] {
+    o->command = sub->remaining();
     plan = {"lock", [o](Context& ctx) {
               auto lease = grant_kept_lease(ctx.client, o->ttl);
               if (!lease.is_ok()) return fail(lease.status());

@@ -187,7 +187,7 @@ std::string Table::render() const {
   std::string out = rule + "|";
   for (size_t i = 0; i < headers_.size(); ++i) {
     size_t pad = widths[i] - display_width(headers_[i]);
-    size_t left = pad / 2 + pad % 2;  // etcdctl puts the odd space on the left
+    size_t left = pad / 2;  // etcdctl puts the odd space on the right
     out += " " + std::string(left, ' ') + headers_[i] + std::string(pad - left, ' ') + " |";
   }
   out += "\n" + rule;

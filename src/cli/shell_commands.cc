@@ -107,6 +107,8 @@ Result<int64_t> parse_limit(const std::vector<std::string>& a, size_t i, int64_t
   return *n;
 }
 
+std::string key_count(int64_t n) { return fmt::format("({} {})", n, n == 1 ? "key" : "keys"); }
+
 std::string kv_line(const mvccpb::KeyValue& kv) {
   return escape_value(kv.key()) + " = " + escape_value(kv.value());
 }
@@ -273,7 +275,7 @@ void ShellSession::cmd_keys(const std::vector<std::string>& a) {
     out += fmt::format("... {} keys in total, {} shown: use SCAN prefix LIMIT n for more\n",
                        r->count(), r->kvs_size());
   } else {
-    out += fmt::format("({} keys)\n", r->kvs_size());
+    out += key_count(r->kvs_size()) + "\n";
   }
   print(out);
 }
@@ -311,7 +313,7 @@ void ShellSession::cmd_scan(const std::vector<std::string>& a) {
   }
   progress.finish();
   print(total > shown ? fmt::format("({} of {} keys)\n", shown, total)
-                      : fmt::format("({} keys)\n", shown));
+                      : key_count(shown) + "\n");
 }
 
 void ShellSession::cmd_incr(const std::vector<std::string>& a) {
