@@ -302,8 +302,9 @@ void ShellSession::cmd_scan(const std::vector<std::string>& a) {
     progress.finish();
     print(out);
     shown += r->kvs_size();
+    if (!r->more() || r->kvs_size() == 0 || shown >= *limit) break;
+    // Only scans of more than one page show progress (on a terminal, on stderr).
     progress.update(static_cast<uint64_t>(shown), static_cast<uint64_t>(std::min(total, *limit)));
-    if (!r->more() || r->kvs_size() == 0) break;
     if (interrupted()) {
       print("(interrupted)\n");
       break;
