@@ -17,9 +17,10 @@ namespace raftkv::cli {
 /// printed on one line as it is.
 bool is_printable(std::string_view bytes);
 
-/// The shell's way of showing a value: the text itself when is_printable(), otherwise a
-/// double-quoted string with \n \r \t \\ \" and \xNN escapes, which the shell tokenizer
-/// reads back into the same bytes (tokenize(escape_value(v)) == {v}).
+/// The shell's way of showing a value: the text itself when is_printable() (and not empty
+/// and not starting with a quote), otherwise a double-quoted string with \n \r \t \\ \"
+/// and \xNN escapes, which the shell tokenizer reads back into the same bytes: for a quoted
+/// result, tokenize(escape_value(v)) == {v}, so it can be pasted into a SET.
 std::string escape_value(std::string_view bytes);
 
 /// Standard base64 with padding (RFC 4648 §4), as etcdctl's JSON output uses for bytes.
