@@ -16,12 +16,14 @@ constexpr int kCancelPollMs = 100;
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-/// etcd's errors that mean "this member cannot serve writes/reads right now, another may".
-bool is_not_leader_class(const grpc::Status& s) {
+/// etcd's errors that mean "this member cannot serve right now, another may". A server-side
+/// timeout joins them only for requests that are safe to repeat (reads): a timed-out write
+/// may still be applied, so repeating it could apply it twice.
+bool is_not_leader_class(const grpc::Status& s, bool idempotent) {
   const std::string& m = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     return m == "etcdserver: no leader" || m == "etcdserver: leader changed" ||
-           m == "etcdserver: not leader";
+           m == "etcdserver: not leader" || (idempotent && m == "etcdserver: request timed out");
   }
   return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && m == "etcdserver: not leader";
 }
@@ -185,7 +187,7 @@ Status Client::connect(size_t i) {
                   e.address));
 }
 
-Status Client::call(const char* what, const Rpc& rpc) {
+Status Client::call(const char* what, bool idempotent, const Rpc& rpc) {
   const size_t n = endpoints_.size();
   Status last_connection_error;
   std::vector<std::string> unreachable;
@@ -214,7 +216,7 @@ Status Client::call(const char* what, const Rpc& rpc) {
         unreachable.push_back(endpoint(i).address);
         continue;
       }
-      if (is_not_leader_class(s)) {
+      if (is_not_leader_class(s, idempotent)) {
         ++not_leader_answers;
         continue;
       }
@@ -237,30 +239,30 @@ Status Client::call(const char* what, const Rpc& rpc) {
       join(unreachable, ", ")));
 }
 
-#define RAFTKV_UNARY(method, stub, rpc_name, Req, Resp)                                 \
+#define RAFTKV_UNARY(method, stub, rpc_name, Req, Resp, idempotent)                     \
   Result<pb::Resp> Client::method(const pb::Req& req) {                                 \
     pb::Resp resp;                                                                      \
-    Status s = call(#rpc_name, [&](Endpoint& e, grpc::ClientContext* ctx) {             \
+    Status s = call(#rpc_name, idempotent, [&](Endpoint& e, grpc::ClientContext* ctx) { \
       return e.stub->rpc_name(ctx, req, &resp);                                         \
     });                                                                                 \
     if (!s.is_ok()) return s;                                                           \
     return resp;                                                                        \
   }
 
-RAFTKV_UNARY(range, kv, Range, RangeRequest, RangeResponse)
-RAFTKV_UNARY(put, kv, Put, PutRequest, PutResponse)
-RAFTKV_UNARY(delete_range, kv, DeleteRange, DeleteRangeRequest, DeleteRangeResponse)
-RAFTKV_UNARY(txn, kv, Txn, TxnRequest, TxnResponse)
-RAFTKV_UNARY(compact, kv, Compact, CompactionRequest, CompactionResponse)
-RAFTKV_UNARY(lease_grant, lease, LeaseGrant, LeaseGrantRequest, LeaseGrantResponse)
-RAFTKV_UNARY(lease_revoke, lease, LeaseRevoke, LeaseRevokeRequest, LeaseRevokeResponse)
+RAFTKV_UNARY(range, kv, Range, RangeRequest, RangeResponse, true)
+RAFTKV_UNARY(put, kv, Put, PutRequest, PutResponse, false)
+RAFTKV_UNARY(delete_range, kv, DeleteRange, DeleteRangeRequest, DeleteRangeResponse, false)
+RAFTKV_UNARY(txn, kv, Txn, TxnRequest, TxnResponse, false)
+RAFTKV_UNARY(compact, kv, Compact, CompactionRequest, CompactionResponse, false)
+RAFTKV_UNARY(lease_grant, lease, LeaseGrant, LeaseGrantRequest, LeaseGrantResponse, false)
+RAFTKV_UNARY(lease_revoke, lease, LeaseRevoke, LeaseRevokeRequest, LeaseRevokeResponse, false)
 RAFTKV_UNARY(lease_time_to_live, lease, LeaseTimeToLive, LeaseTimeToLiveRequest,
-             LeaseTimeToLiveResponse)
+             LeaseTimeToLiveResponse, true)
 #undef RAFTKV_UNARY
 
 Result<pb::LeaseLeasesResponse> Client::lease_leases() {
   pb::LeaseLeasesResponse resp;
-  Status s = call("LeaseLeases", [&](Endpoint& e, grpc::ClientContext* ctx) {
+  Status s = call("LeaseLeases", true, [&](Endpoint& e, grpc::ClientContext* ctx) {
     return e.lease->LeaseLeases(ctx, pb::LeaseLeasesRequest(), &resp);
   });
   if (!s.is_ok()) return s;
@@ -269,7 +271,7 @@ Result<pb::LeaseLeasesResponse> Client::lease_leases() {
 
 Result<pb::MemberListResponse> Client::member_list() {
   pb::MemberListResponse resp;
-  Status s = call("MemberList", [&](Endpoint& e, grpc::ClientContext* ctx) {
+  Status s = call("MemberList", true, [&](Endpoint& e, grpc::ClientContext* ctx) {
     return e.cluster->MemberList(ctx, pb::MemberListRequest(), &resp);
   });
   if (!s.is_ok()) return s;

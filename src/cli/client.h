@@ -5,9 +5,10 @@
 //
 // Failover: the client keeps one channel per endpoint and a "current" endpoint. A unary
 // call goes to the current endpoint; on a connection failure or a "not leader"-class error
-// (Unavailable "etcdserver: no leader" / "leader changed" / "not leader") it moves on to
-// the next endpoint, at most two passes over the list with a short pause between them
-// (bounded). Any other error is the answer and is returned as it is.
+// (Unavailable "etcdserver: no leader" / "leader changed" / "not leader", and for reads also
+// "request timed out") it moves on to the next endpoint, at most two passes over the list
+// with a short pause between them (bounded). Any other error is the answer and is returned
+// as it is. A write that timed out on the server is not repeated: it may have been applied.
 //
 // Timeouts: connecting to one endpoint waits at most dial_timeout_ms; each request waits at
 // most command_timeout_ms once connected.
@@ -115,9 +116,10 @@ class Client {
   Status connect(size_t i);
   Endpoint& endpoint(size_t i) { return *endpoints_[i]; }
 
-  /// Runs `rpc` against endpoints with failover (see the file comment).
+  /// Runs `rpc` against endpoints with failover (see the file comment). `idempotent`:
+  /// repeating the request cannot change the outcome (reads).
   using Rpc = std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>;
-  Status call(const char* what, const Rpc& rpc);
+  Status call(const char* what, bool idempotent, const Rpc& rpc);
   void set_deadline(grpc::ClientContext* ctx) const;
 
   ClientOptions options_;

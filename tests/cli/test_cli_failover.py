@@ -68,13 +68,16 @@ class Failover:
 
     def test_killed_leader_is_survived_once_a_new_leader_is_elected(self):
         victim = self.first_endpoint(leader=True)
+        self.assertEqual(self.ctl("put", "k", "v").returncode, 0)
         victim.kill()
-        # Requests in flight during the election may answer "leader changed" (retried on
-        # the next endpoint) or wait for the new leader: a long command timeout covers both.
-        r = self.ctl("put", "k", "v", command_timeout="20s", timeout_s=40)
+        # A read during the election waits for the new leader; a server-side "request timed
+        # out" is retried on the next endpoint (reads are safe to repeat).
+        r = self.ctl("get", "k", "--print-value-only", command_timeout="20s", timeout_s=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "v\n"), r.stderr)
+        r = self.ctl("put", "k", "v2", command_timeout="20s", timeout_s=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = self.shell("GET k\nSTATUS\n")
-        self.assertTrue(out.startswith("v\n"), out)
+        self.assertTrue(out.startswith("v2\n"), out)
         self.assertIn("2 of 3 members reachable", out)
 
     def test_hung_first_endpoint_fails_over_within_the_dial_timeout(self):
