@@ -302,15 +302,26 @@ Result<pb::StatusResponse> Client::status(const std::string& endpoint_address) {
   return resp;
 }
 
+Status Client::with_connected(const Attempt& attempt) {
+  const size_t n = endpoints_.size();
+  const size_t start = current_.load();
+  Status last;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    last = connect(i);
+    if (!last.is_ok()) continue;
+    if (attempt(i, &last)) {
+      if (last.is_ok()) current_.store(i);
+      return last;
+    }
+  }
+  return last;
+}
+
 Status Client::snapshot(const std::function<Status(const pb::SnapshotResponse&)>& on_chunk,
                         const std::atomic<bool>* cancel_flag) {
   // The download has no deadline (a large database takes long); Ctrl-C cancels it.
-  const size_t n = endpoints_.size();
-  Status last;
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = (current_.load() + k) % n;
-    last = connect(i);
-    if (!last.is_ok()) continue;
+  return with_connected([&](size_t i, Status* result) {
     grpc::ClientContext ctx;
     CancelOnFlag canceller(cancel_flag, [&ctx] { ctx.TryCancel(); });
     auto reader = endpoint(i).maintenance->Snapshot(&ctx, pb::SnapshotRequest());
@@ -326,27 +337,22 @@ Status Client::snapshot(const std::function<Status(const pb::SnapshotResponse&)>
       }
     }
     grpc::Status s = reader->Finish();
-    if (!consumer_status.is_ok()) return consumer_status;
-    if (cancel_flag != nullptr && cancel_flag->load()) return Status::aborted("interrupted");
-    if (s.ok()) {
-      current_.store(i);
-      return Status::ok();
+    if (!consumer_status.is_ok()) {
+      *result = consumer_status;
+    } else if (cancel_flag != nullptr && cancel_flag->load()) {
+      *result = Status::aborted("interrupted");
+    } else {
+      *result = s.ok() ? Status::ok() : from_grpc(s, endpoint(i).address, options_.command_timeout_ms);
     }
-    last = from_grpc(s, endpoint(i).address, options_.command_timeout_ms);
-    // A stream that already delivered bytes cannot be resumed elsewhere.
-    if (got_any || !is_connection_error(s)) return last;
-  }
-  return last;
+    // Only a stream that failed to connect may move on: delivered bytes cannot be resumed.
+    return s.ok() || got_any || !is_connection_error(s) || !consumer_status.is_ok();
+  });
 }
 
 Result<std::unique_ptr<WatchStream>> Client::watch(const pb::WatchCreateRequest& req,
                                                    const std::atomic<bool>* cancel_flag) {
-  const size_t n = endpoints_.size();
-  Status last;
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = (current_.load() + k) % n;
-    last = connect(i);
-    if (!last.is_ok()) continue;
+  std::unique_ptr<WatchStream> created;
+  Status s = with_connected([&](size_t i, Status* result) {
     std::unique_ptr<WatchStream> w(new WatchStream());
     // A "require leader" watch: the member cancels it if it loses its leader.
     w->ctx_.AddMetadata("hasleader", "true");
@@ -356,28 +362,33 @@ Result<std::unique_ptr<WatchStream>> Client::watch(const pb::WatchCreateRequest&
     WatchStream* raw = w.get();
     w->canceller_ = std::make_unique<CancelOnFlag>(cancel_flag, [raw] { raw->cancel(); });
     if (w->stream_->Write(create) && w->stream_->Read(&w->created_) && w->created_.created()) {
-      current_.store(i);
-      return w;
+      created = std::move(w);
+      *result = Status::ok();
+      return true;
     }
     w->stream_->WritesDone();
     w->ctx_.TryCancel();
-    grpc::Status s = w->stream_->Finish();
+    grpc::Status gs = w->stream_->Finish();
     w->finished_ = true;
-    if (s.ok() || !is_connection_error(s)) {
-      std::string reason = w->created_.cancel_reason().empty() ? s.error_message()
-                                                               : w->created_.cancel_reason();
-      if (w->created_.compact_revision() != 0) {
-        return Status::out_of_range(fmt::format(
-            "watch: start revision {} has been compacted (the oldest kept is {}): watch from a "
-            "newer revision",
-            req.start_revision(), w->created_.compact_revision()));
-      }
-      return Status(s.ok() ? Code::kInternal : code_of(s.error_code()),
-                    fmt::format("watch was not created: {}", reason));
+    if (!gs.ok() && is_connection_error(gs)) {
+      *result = from_grpc(gs, endpoint(i).address, options_.command_timeout_ms);
+      return false;
     }
-    last = from_grpc(s, endpoint(i).address, options_.command_timeout_ms);
-  }
-  return last;
+    if (w->created_.compact_revision() != 0) {
+      *result = Status::out_of_range(fmt::format(
+          "watch: start revision {} has been compacted (the oldest kept is {}): watch from a "
+          "newer revision",
+          req.start_revision(), w->created_.compact_revision()));
+    } else {
+      std::string reason = w->created_.cancel_reason().empty() ? gs.error_message()
+                                                               : w->created_.cancel_reason();
+      *result = Status(gs.ok() ? Code::kInternal : code_of(gs.error_code()),
+                       fmt::format("watch was not created: {}", reason));
+    }
+    return true;
+  });
+  if (!s.is_ok()) return s;
+  return created;
 }
 
 WatchStream::~WatchStream() {
@@ -406,19 +417,16 @@ Status WatchStream::finish() {
 }
 
 Result<std::unique_ptr<KeepAliveStream>> Client::keep_alive(int64_t lease_id) {
-  const size_t n = endpoints_.size();
-  Status last;
-  for (size_t k = 0; k < n; ++k) {
-    const size_t i = (current_.load() + k) % n;
-    last = connect(i);
-    if (!last.is_ok()) continue;
-    std::unique_ptr<KeepAliveStream> ka(new KeepAliveStream());
+  std::unique_ptr<KeepAliveStream> ka;
+  Status s = with_connected([&](size_t i, Status* result) {
+    ka.reset(new KeepAliveStream());
     ka->lease_id_ = lease_id;
     ka->stream_ = endpoint(i).lease->LeaseKeepAlive(&ka->ctx_);
-    current_.store(i);
-    return ka;
-  }
-  return last;
+    *result = Status::ok();
+    return true;
+  });
+  if (!s.is_ok()) return s;
+  return ka;
 }
 
 KeepAliveStream::~KeepAliveStream() {

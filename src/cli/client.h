@@ -122,6 +122,12 @@ class Client {
   Status call(const char* what, bool idempotent, const Rpc& rpc);
   void set_deadline(grpc::ClientContext* ctx) const;
 
+  /// For streams: calls `attempt(i, &result)` on each endpoint that connects, in failover
+  /// order, until it returns true ("this is the answer"); false moves on to the next
+  /// endpoint with `result` as the error to report if none is left.
+  using Attempt = std::function<bool(size_t, Status*)>;
+  Status with_connected(const Attempt& attempt);
+
   ClientOptions options_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::atomic<size_t> current_{0};

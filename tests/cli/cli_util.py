@@ -53,6 +53,22 @@ def skip_unless_available(kind: str) -> None:
                                 "ran against etcd only")
 
 
+class SingleNode:
+    """Mixin: one server of kind KIND shared by the tests of the class; `ep` is its endpoint."""
+
+    KIND = "etcd"
+
+    @classmethod
+    def setUpClass(cls):
+        skip_unless_available(cls.KIND)
+        cls.cluster = h.Cluster(cls.KIND, 1).start()
+        cls.ep = cls.cluster.endpoints
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.cleanup()
+
+
 def for_each_kind(base: type) -> dict[str, type]:
     """One TestCase class per server kind from a mixin with a KIND attribute, named e.g.
     ScriptCommandsEtcd and ScriptCommandsRaftkv, for the module's globals()."""

@@ -14,21 +14,10 @@ import tempfile
 import time
 import unittest
 
-from cli_util import Spawned, b64, for_each_kind, h, raftkvctl, skip_unless_available, unb64
+from cli_util import SingleNode, Spawned, b64, for_each_kind, h, raftkvctl, unb64
 
 
-class ScriptCommands:
-    KIND = "etcd"
-
-    @classmethod
-    def setUpClass(cls):
-        skip_unless_available(cls.KIND)
-        cls.cluster = h.Cluster(cls.KIND, 1).start()
-        cls.ep = cls.cluster.endpoints
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.cleanup()
+class ScriptCommands(SingleNode):
 
     def ctl(self, *args, **kw):
         return raftkvctl(self.ep, *args, **kw)

@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from cli_util import RAFTKVCTL_BIN, for_each_kind, h, raftkvctl, skip_unless_available
+from cli_util import SingleNode, RAFTKVCTL_BIN, for_each_kind, h, raftkvctl
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
@@ -83,18 +83,7 @@ class Terminal:
         raise AssertionError("the shell did not exit on QUIT")
 
 
-class Shell:
-    KIND = "etcd"
-
-    @classmethod
-    def setUpClass(cls):
-        skip_unless_available(cls.KIND)
-        cls.cluster = h.Cluster(cls.KIND, 1).start()
-        cls.ep = cls.cluster.endpoints
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.cleanup()
+class Shell(SingleNode):
 
     def setUp(self):
         self.home = tempfile.TemporaryDirectory()
