@@ -236,6 +236,17 @@ class ScriptCommands(SingleNode):
         self.assertNotIn("kvs", created, "both lock keys are gone after release")
         self.assertGreater(int(wrev), 0)
 
+    def test_lease_keep_alive_renews_until_interrupted(self):
+        lease = self.ok("lease", "grant", "30").split()[1]
+        ka = self.spawn("lease", "keep-alive", lease)
+        self.assertEqual(ka.line(), f"lease {lease} keepalived with TTL(30)\n")
+        code, _, err = ka.interrupt()
+        self.assertEqual(code, 0, err)
+        self.ok("lease", "revoke", lease)
+        r = self.ctl("lease", "keep-alive", "--once", lease)
+        self.assertEqual(r.returncode, 1, "keeping a revoked lease alive fails")
+        self.assertIn("expired or revoked", r.stderr)
+
     def test_elect_campaign_and_listen(self):
         leader = self.spawn("elect", "el", "proposal-1")
         key = leader.line().strip()
