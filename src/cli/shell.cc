@@ -112,7 +112,8 @@ int run_shell(client::Client& client) {
   el_set(el, EL_EDITOR, "emacs");
   el_set(el, EL_PROMPT, prompt_callback);
   el_set(el, EL_HIST, history, hist);
-  el_set(el, EL_ADDFN, "raftkv-complete", "complete a command name", complete_command);
+  // The wide-character call keeps libedit from copying (and never freeing) the two names.
+  el_wset(el, EL_ADDFN, L"raftkv-complete", L"complete a command name", complete_command);
   el_set(el, EL_BIND, "^I", "raftkv-complete", nullptr);
 
   write_out(fmt::format("raftkvctl shell connected to {}: type HELP for commands, QUIT to leave\n",
