@@ -10,11 +10,13 @@ namespace {
 
 using Clock = std::chrono::system_clock;  // gRPC deadlines take system_clock
 
-constexpr int kMaxPasses = 2;             // passes over the endpoint list per call
+constexpr int kMaxPasses = 2;  // passes over the endpoint list per call
 constexpr int kPauseBetweenPassesMs = 300;
 constexpr int kCancelPollMs = 100;
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 
 /// etcd's errors that mean "this member cannot serve right now, another may". A server-side
 /// timeout joins them only for requests that are safe to repeat (reads): a timed-out write
@@ -36,20 +38,34 @@ bool is_connection_error(const grpc::Status& s) {
 
 Code code_of(grpc::StatusCode c) {
   switch (c) {
-    case grpc::StatusCode::OK: return Code::kOk;
-    case grpc::StatusCode::INVALID_ARGUMENT: return Code::kInvalidArgument;
-    case grpc::StatusCode::NOT_FOUND: return Code::kNotFound;
-    case grpc::StatusCode::ALREADY_EXISTS: return Code::kAlreadyExists;
-    case grpc::StatusCode::OUT_OF_RANGE: return Code::kOutOfRange;
-    case grpc::StatusCode::FAILED_PRECONDITION: return Code::kFailedPrecondition;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return Code::kResourceExhausted;
-    case grpc::StatusCode::UNAVAILABLE: return Code::kUnavailable;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return Code::kDeadlineExceeded;
-    case grpc::StatusCode::ABORTED: return Code::kAborted;
-    case grpc::StatusCode::CANCELLED: return Code::kAborted;
-    case grpc::StatusCode::PERMISSION_DENIED: return Code::kPermissionDenied;
-    case grpc::StatusCode::UNAUTHENTICATED: return Code::kUnauthenticated;
-    default: return Code::kInternal;
+    case grpc::StatusCode::OK:
+      return Code::kOk;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return Code::kInvalidArgument;
+    case grpc::StatusCode::NOT_FOUND:
+      return Code::kNotFound;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return Code::kAlreadyExists;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return Code::kOutOfRange;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return Code::kFailedPrecondition;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return Code::kResourceExhausted;
+    case grpc::StatusCode::UNAVAILABLE:
+      return Code::kUnavailable;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return Code::kDeadlineExceeded;
+    case grpc::StatusCode::ABORTED:
+      return Code::kAborted;
+    case grpc::StatusCode::CANCELLED:
+      return Code::kAborted;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return Code::kPermissionDenied;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return Code::kUnauthenticated;
+    default:
+      return Code::kInternal;
   }
 }
 
@@ -58,15 +74,15 @@ Code code_of(grpc::StatusCode c) {
 Status from_grpc(const grpc::Status& s, const std::string& endpoint, int64_t timeout_ms) {
   const std::string& m = s.error_message();
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return Status::deadline_exceeded(fmt::format(
-        "timed out after {}ms waiting for {}: the cluster may have lost quorum or be "
-        "overloaded; retry, or raise --command-timeout",
-        timeout_ms, endpoint));
+    return Status::deadline_exceeded(
+        fmt::format("timed out after {}ms waiting for {}: the cluster may have lost quorum or be "
+                    "overloaded; retry, or raise --command-timeout",
+                    timeout_ms, endpoint));
   }
   if (is_connection_error(s)) {
-    return Status::unavailable(fmt::format(
-        "cannot connect to {}: is the server running? start one with `make run` ({})", endpoint,
-        m));
+    return Status::unavailable(
+        fmt::format("cannot connect to {}: is the server running? start one with `make run` ({})",
+                    endpoint, m));
   }
   std::string hint;
   if (m == "etcdserver: mvcc: required revision has been compacted") {
@@ -172,7 +188,9 @@ Result<std::unique_ptr<Client>> Client::create(ClientOptions options) {
   return std::unique_ptr<Client>(new Client(std::move(options)));
 }
 
-std::string Client::current_endpoint() const { return endpoints_[current_.load()]->address; }
+std::string Client::current_endpoint() const {
+  return endpoints_[current_.load()]->address;
+}
 
 void Client::set_deadline(grpc::ClientContext* ctx) const {
   ctx->set_deadline(Clock::now() + std::chrono::milliseconds(options_.command_timeout_ms));
@@ -182,9 +200,8 @@ Status Client::connect(size_t i) {
   Endpoint& e = endpoint(i);
   auto deadline = Clock::now() + std::chrono::milliseconds(options_.dial_timeout_ms);
   if (e.channel->WaitForConnected(deadline)) return Status::ok();
-  return Status::unavailable(
-      fmt::format("cannot connect to {}: is the server running? start one with `make run`",
-                  e.address));
+  return Status::unavailable(fmt::format(
+      "cannot connect to {}: is the server running? start one with `make run`", e.address));
 }
 
 Status Client::call(const char* what, bool idempotent, const Rpc& rpc) {
@@ -234,9 +251,9 @@ Status Client::call(const char* what, bool idempotent, const Rpc& rpc) {
     }
   }
   if (n == 1) return last_connection_error;
-  return Status::unavailable(fmt::format(
-      "cannot connect to any of {}: is the server running? start one with `make run`",
-      join(unreachable, ", ")));
+  return Status::unavailable(
+      fmt::format("cannot connect to any of {}: is the server running? start one with `make run`",
+                  join(unreachable, ", ")));
 }
 
 #define RAFTKV_UNARY(method, stub, rpc_name, Req, Resp, idempotent)                     \
@@ -342,7 +359,8 @@ Status Client::snapshot(const std::function<Status(const pb::SnapshotResponse&)>
     } else if (cancel_flag != nullptr && cancel_flag->load()) {
       *result = Status::aborted("interrupted");
     } else {
-      *result = s.ok() ? Status::ok() : from_grpc(s, endpoint(i).address, options_.command_timeout_ms);
+      *result =
+          s.ok() ? Status::ok() : from_grpc(s, endpoint(i).address, options_.command_timeout_ms);
     }
     // Only a stream that failed to connect may move on: delivered bytes cannot be resumed.
     return s.ok() || got_any || !is_connection_error(s) || !consumer_status.is_ok();
@@ -380,8 +398,8 @@ Result<std::unique_ptr<WatchStream>> Client::watch(const pb::WatchCreateRequest&
           "newer revision",
           req.start_revision(), w->created_.compact_revision()));
     } else {
-      std::string reason = w->created_.cancel_reason().empty() ? gs.error_message()
-                                                               : w->created_.cancel_reason();
+      std::string reason =
+          w->created_.cancel_reason().empty() ? gs.error_message() : w->created_.cancel_reason();
       *result = Status(gs.ok() ? Code::kInternal : code_of(gs.error_code()),
                        fmt::format("watch was not created: {}", reason));
     }
@@ -446,6 +464,8 @@ Result<pb::LeaseKeepAliveResponse> KeepAliveStream::refresh() {
   return resp;
 }
 
-void KeepAliveStream::cancel() { ctx_.TryCancel(); }
+void KeepAliveStream::cancel() {
+  ctx_.TryCancel();
+}
 
 }  // namespace raftkv::client

@@ -47,12 +47,28 @@ std::string escape_value(std::string_view bytes) {
   while (i < bytes.size()) {
     auto c = static_cast<unsigned char>(bytes[i]);
     switch (c) {
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '"': out += "\\\""; ++i; continue;
-      default: break;
+      case '\n':
+        out += "\\n";
+        ++i;
+        continue;
+      case '\r':
+        out += "\\r";
+        ++i;
+        continue;
+      case '\t':
+        out += "\\t";
+        ++i;
+        continue;
+      case '\\':
+        out += "\\\\";
+        ++i;
+        continue;
+      case '"':
+        out += "\\\"";
+        ++i;
+        continue;
+      default:
+        break;
     }
     size_t n = (c < 0x20 || c == 0x7F) ? 0 : utf8_sequence_length(bytes, i);
     if (n == 0) {
@@ -94,13 +110,16 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-std::string hex_id(uint64_t id) { return fmt::format("{:016x}", id); }
+std::string hex_id(uint64_t id) {
+  return fmt::format("{:016x}", id);
+}
 
 Result<uint64_t> parse_hex_id(std::string_view text) {
   std::string_view t = text;
   if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t.remove_prefix(2);
-  if (t.empty() || t.size() > 16 ||
-      !std::all_of(t.begin(), t.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
+  if (t.empty() || t.size() > 16 || !std::all_of(t.begin(), t.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c));
+      })) {
     return Status::invalid_argument(
         fmt::format("bad id \"{}\": expected up to 16 hex digits, e.g. 694d7c3e0f2a1b05", text));
   }
@@ -119,8 +138,8 @@ std::string humanize_bytes(uint64_t bytes) {
 
 Result<int64_t> parse_duration_ms(std::string_view text) {
   auto bad = [&] {
-    return Status::invalid_argument(fmt::format(
-        "bad duration \"{}\": use a number with a unit, e.g. 500ms, 5s or 2m", text));
+    return Status::invalid_argument(
+        fmt::format("bad duration \"{}\": use a number with a unit, e.g. 500ms, 5s or 2m", text));
   };
   size_t unit_at = 0;
   while (unit_at < text.size() &&
@@ -168,9 +187,8 @@ void Table::add_row(std::vector<std::string> row) {
 namespace {
 // Display width in terminal columns: UTF-8 continuation bytes take no column.
 size_t display_width(std::string_view s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 }  // namespace
 
@@ -215,11 +233,21 @@ void JsonWriter::quoted(std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out_ += "\\\""; break;
-      case '\\': out_ += "\\\\"; break;
-      case '\n': out_ += "\\n"; break;
-      case '\r': out_ += "\\r"; break;
-      case '\t': out_ += "\\t"; break;
+      case '"':
+        out_ += "\\\"";
+        break;
+      case '\\':
+        out_ += "\\\\";
+        break;
+      case '\n':
+        out_ += "\\n";
+        break;
+      case '\r':
+        out_ += "\\r";
+        break;
+      case '\t':
+        out_ += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out_ += fmt::format("\\u{:04x}", c);
@@ -296,7 +324,9 @@ void JsonWriter::element_string(std::string_view v) {
   separator();
   quoted(v);
 }
-void JsonWriter::element_bytes(std::string_view v) { element_string(base64_encode(v)); }
+void JsonWriter::element_bytes(std::string_view v) {
+  element_string(base64_encode(v));
+}
 
 const std::string& JsonWriter::str() const {
   RAFTKV_CHECK(first_.empty());

@@ -73,9 +73,9 @@ class JsonWriter {
   void begin_array(std::string_view name = {});
   void end_array();
 
-  void field_int(std::string_view name, int64_t v);      ///< omitted when 0
-  void field_uint(std::string_view name, uint64_t v);    ///< omitted when 0
-  void field_bool(std::string_view name, bool v);        ///< omitted when false
+  void field_int(std::string_view name, int64_t v);              ///< omitted when 0
+  void field_uint(std::string_view name, uint64_t v);            ///< omitted when 0
+  void field_bool(std::string_view name, bool v);                ///< omitted when false
   void field_string(std::string_view name, std::string_view v);  ///< omitted when empty
   void field_bytes(std::string_view name, std::string_view v);   ///< base64; omitted when empty
   void field_int_always(std::string_view name, int64_t v);

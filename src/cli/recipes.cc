@@ -10,8 +10,7 @@ namespace {
 
 constexpr size_t kMaxLockWaitRounds = 100000;  // each round waits for one deletion
 
-pb::Compare compare_int(const std::string& key, pb::Compare::CompareTarget target,
-                        int64_t value) {
+pb::Compare compare_int(const std::string& key, pb::Compare::CompareTarget target, int64_t value) {
   pb::Compare cmp;
   cmp.set_key(key);
   cmp.set_result(pb::Compare::EQUAL);
@@ -150,7 +149,9 @@ LeaseKeeper::LeaseKeeper(std::unique_ptr<KeepAliveStream> stream, int64_t ttl_s)
   thread_ = std::thread([this] { run(); });
 }
 
-LeaseKeeper::~LeaseKeeper() { stop(); }
+LeaseKeeper::~LeaseKeeper() {
+  stop();
+}
 
 void LeaseKeeper::stop() {
   {
@@ -212,7 +213,8 @@ Result<Ownership> acquire(Client& c, const std::string& name, const std::string&
   };
 
   for (size_t round = 0; round < kMaxLockWaitRounds; ++round) {
-    if (cancel_flag != nullptr && cancel_flag->load()) return give_up(Status::aborted("interrupted"));
+    if (cancel_flag != nullptr && cancel_flag->load())
+      return give_up(Status::aborted("interrupted"));
     // The newest key created before ours: the holder we queue behind.
     pb::RangeRequest older;
     set_prefix_range(&older, prefix);
@@ -257,7 +259,8 @@ Status observe_leader(Client& c, const std::string& name,
     first.set_limit(1);
     auto r = c.range(first);
     if (!r.is_ok()) return r.status();
-    if (r->kvs_size() > 0 && (r->kvs(0).key() != last_key || r->kvs(0).mod_revision() != last_mod)) {
+    if (r->kvs_size() > 0 &&
+        (r->kvs(0).key() != last_key || r->kvs(0).mod_revision() != last_mod)) {
       last_key = r->kvs(0).key();
       last_mod = r->kvs(0).mod_revision();
       on_leader(r->kvs(0));

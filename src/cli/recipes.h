@@ -43,9 +43,9 @@ Result<CasOutcome> compare_and_swap(Client& c, const std::string& key, const std
 
 struct History {
   std::vector<mvccpb::KeyValue> versions;  ///< newest first
-  bool exists = false;          ///< false: the key does not exist now (versions is empty)
+  bool exists = false;            ///< false: the key does not exist now (versions is empty)
   bool reached_creation = false;  ///< walked back to the put that created this incarnation
-  int64_t compacted_below = 0;  ///< >0: stopped because revision compacted_below-… is compacted
+  int64_t compacted_below = 0;    ///< >0: stopped because revision compacted_below-… is compacted
 };
 
 /// The past values of `key` in its current incarnation, newest first: reads the key, then

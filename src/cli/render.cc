@@ -62,7 +62,9 @@ void json_delete_body(JsonWriter& w, const pb::DeleteRangeResponse& r) {
   json_kvs(w, "prev_kvs", r.prev_kvs());
 }
 
-std::string kv_lines(const mvccpb::KeyValue& kv) { return kv.key() + "\n" + kv.value() + "\n"; }
+std::string kv_lines(const mvccpb::KeyValue& kv) {
+  return kv.key() + "\n" + kv.value() + "\n";
+}
 
 std::string simple_get(const pb::RangeResponse& r, const GetOptions& o) {
   std::string out;
@@ -86,7 +88,9 @@ std::string simple_put(const pb::PutResponse& r) {
   return out;
 }
 
-std::string member_status(const pb::Member& m) { return m.name().empty() ? "unstarted" : "started"; }
+std::string member_status(const pb::Member& m) {
+  return m.name().empty() ? "unstarted" : "started";
+}
 
 std::string join(const google::protobuf::RepeatedPtrField<std::string>& v, std::string_view sep) {
   std::string out;
@@ -97,7 +101,9 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v, std::
   return out;
 }
 
-std::string bool_text(bool b) { return b ? "true" : "false"; }
+std::string bool_text(bool b) {
+  return b ? "true" : "false";
+}
 
 }  // namespace
 
@@ -328,9 +334,9 @@ std::string render_member_list(const pb::MemberListResponse& r, OutputFormat f) 
   if (f == OutputFormat::kSimple) {
     std::string out;
     for (const auto& m : r.members()) {
-      out += fmt::format("{:x}, {}, {}, {}, {}, {}\n", m.id(), member_status(m), m.name(),
-                         join(m.peerurls(), ","), join(m.clienturls(), ","),
-                         bool_text(m.islearner()));
+      out +=
+          fmt::format("{:x}, {}, {}, {}, {}, {}\n", m.id(), member_status(m), m.name(),
+                      join(m.peerurls(), ","), join(m.clienturls(), ","), bool_text(m.islearner()));
     }
     return out;
   }
@@ -375,17 +381,16 @@ std::string render_endpoint_status(const std::vector<EndpointStatus>& all, Outpu
   }
   auto cells = [](const EndpointStatus& e) {
     const pb::StatusResponse& s = *e.status;
-    return std::vector<std::string>{
-        e.endpoint,
-        fmt::format("{:x}", s.header().member_id()),
-        s.version(),
-        humanize_bytes(static_cast<uint64_t>(s.dbsize())),
-        bool_text(s.leader() == s.header().member_id()),
-        bool_text(s.islearner()),
-        std::to_string(s.raftterm()),
-        std::to_string(s.raftindex()),
-        std::to_string(s.raftappliedindex()),
-        join(s.errors(), ", ")};
+    return std::vector<std::string>{e.endpoint,
+                                    fmt::format("{:x}", s.header().member_id()),
+                                    s.version(),
+                                    humanize_bytes(static_cast<uint64_t>(s.dbsize())),
+                                    bool_text(s.leader() == s.header().member_id()),
+                                    bool_text(s.islearner()),
+                                    std::to_string(s.raftterm()),
+                                    std::to_string(s.raftindex()),
+                                    std::to_string(s.raftappliedindex()),
+                                    join(s.errors(), ", ")};
   };
   if (f == OutputFormat::kSimple) {
     std::string out;

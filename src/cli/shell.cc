@@ -21,7 +21,9 @@ constexpr size_t kMaxCandidatesShown = 40;
 
 std::string g_prompt;  // read by libedit's prompt callback (main thread only)
 
-char* prompt_callback(EditLine*) { return g_prompt.data(); }
+char* prompt_callback(EditLine*) {
+  return g_prompt.data();
+}
 
 void write_out(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -41,7 +43,8 @@ unsigned char complete_command(EditLine* el, int) {
   std::string_view typed(li->buffer, static_cast<size_t>(li->cursor - li->buffer));
   if (typed.find_first_of(" \t") != std::string_view::npos) return CC_ERROR;
   std::string typed_upper;
-  for (char c : typed) typed_upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : typed)
+    typed_upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   std::vector<std::string> matches;
   for (const auto& name : shell_command_names()) {
     if (name.rfind(typed_upper, 0) == 0) matches.push_back(name);

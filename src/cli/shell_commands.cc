@@ -13,12 +13,12 @@ namespace {
 
 namespace pb = etcdserverpb;
 
-constexpr int64_t kKeysShown = 100;         // KEYS prints at most this many keys
-constexpr int64_t kScanPage = 1000;         // SCAN reads this many keys per request
-constexpr int64_t kHistoryDefault = 20;     // HISTORY shows this many versions by default
+constexpr int64_t kKeysShown = 100;      // KEYS prints at most this many keys
+constexpr int64_t kScanPage = 1000;      // SCAN reads this many keys per request
+constexpr int64_t kHistoryDefault = 20;  // HISTORY shows this many versions by default
 constexpr int64_t kHistoryMax = 10000;
-constexpr int64_t kLockTtlSeconds = 30;     // LOCK's lease; renewed every 10 s while held
-constexpr size_t kMaxDelKeys = 128;         // etcd's default limit of operations per txn
+constexpr int64_t kLockTtlSeconds = 30;  // LOCK's lease; renewed every 10 s while held
+constexpr size_t kMaxDelKeys = 128;      // etcd's default limit of operations per txn
 
 struct CommandInfo {
   const char* name;
@@ -37,8 +37,8 @@ const std::vector<CommandInfo>& commands() {
       {"GET", "GET key", "Prints the value of key, or (nil).", "GET greeting", 1, 1},
       {"DEL", "DEL key [key ...]", "Deletes the keys in one transaction; prints how many existed.",
        "DEL a b c", 1, SIZE_MAX},
-      {"EXISTS", "EXISTS key [key ...]", "Prints how many of the keys exist.", "EXISTS greeting",
-       1, SIZE_MAX},
+      {"EXISTS", "EXISTS key [key ...]", "Prints how many of the keys exist.", "EXISTS greeting", 1,
+       SIZE_MAX},
       {"KEYS", "KEYS [prefix]",
        "Lists keys starting with prefix (all keys without one), at most 100, then the total.",
        "KEYS user/", 0, 1},
@@ -50,8 +50,8 @@ const std::vector<CommandInfo>& commands() {
        "mod revision, retried on conflict.",
        "INCR visits", 1, 1},
       {"CAS", "CAS key expected new",
-       "Sets key to new only if its value is expected (one transaction).",
-       "CAS config v1 v2", 3, 3},
+       "Sets key to new only if its value is expected (one transaction).", "CAS config v1 v2", 3,
+       3},
       {"TTL", "TTL key",
        "Seconds left on the key's lease; -1 if it has no lease, -2 if it does not exist.",
        "TTL session", 1, 1},
@@ -59,8 +59,8 @@ const std::vector<CommandInfo>& commands() {
        "Past values of key, newest first, read at past revisions until the creation of the "
        "key or the compaction point.",
        "HISTORY config", 1, 3},
-      {"WATCH", "WATCH prefix",
-       "Prints every change to keys starting with prefix until Ctrl-C.", "WATCH user/", 1, 1},
+      {"WATCH", "WATCH prefix", "Prints every change to keys starting with prefix until Ctrl-C.",
+       "WATCH user/", 1, 1},
       {"LOCK", "LOCK name",
        "Acquires a distributed lock (waits while someone else holds it; Ctrl-C gives up) and "
        "prints its fencing token: the lock key's create revision, larger for every later "
@@ -68,8 +68,7 @@ const std::vector<CommandInfo>& commands() {
        "LOCK deploy", 1, 1},
       {"UNLOCK", "UNLOCK", "Releases the lock taken with LOCK.", "UNLOCK", 0, 0},
       {"STATUS", "STATUS",
-       "One row per member: endpoint, leader?, raft term, revision, raft index.", "STATUS", 0,
-       0},
+       "One row per member: endpoint, leader?, raft term, revision, raft index.", "STATUS", 0, 0},
       {"MEMBERS", "MEMBERS", "Lists the cluster's members.", "MEMBERS", 0, 0},
       {"HELP", "HELP [command]", "Lists the commands, or explains one.", "HELP SET", 0, 1},
       {"QUIT", "QUIT", "Leaves the shell (also EXIT or Ctrl-D).", "QUIT", 0, 0},
@@ -107,7 +106,9 @@ Result<int64_t> parse_limit(const std::vector<std::string>& a, size_t i, int64_t
   return *n;
 }
 
-std::string key_count(int64_t n) { return fmt::format("({} {})", n, n == 1 ? "key" : "keys"); }
+std::string key_count(int64_t n) {
+  return fmt::format("({} {})", n, n == 1 ? "key" : "keys");
+}
 
 std::string kv_line(const mvccpb::KeyValue& kv) {
   return escape_value(kv.key()) + " = " + escape_value(kv.value());
@@ -144,7 +145,9 @@ ShellSession::~ShellSession() {
   if (lock_) (void)release_lock();
 }
 
-void ShellSession::error(std::string_view message) { print(fmt::format("error: {}\n", message)); }
+void ShellSession::error(std::string_view message) {
+  print(fmt::format("error: {}\n", message));
+}
 
 bool ShellSession::failed(const Status& s) {
   if (s.is_ok()) return false;
@@ -313,8 +316,7 @@ void ShellSession::cmd_scan(const std::vector<std::string>& a) {
     req.set_range_end(range_end);
   }
   progress.finish();
-  print(total > shown ? fmt::format("({} of {} keys)\n", shown, total)
-                      : key_count(shown) + "\n");
+  print(total > shown ? fmt::format("({} of {} keys)\n", shown, total) : key_count(shown) + "\n");
 }
 
 void ShellSession::cmd_incr(const std::vector<std::string>& a) {
@@ -430,11 +432,11 @@ void ShellSession::cmd_lock(const std::vector<std::string>& a) {
   held->name = a[0];
   held->keeper = std::make_unique<client::LeaseKeeper>(std::move(*stream), lease->ttl());
   clear_interrupt();
-  auto own = client::acquire(client_, a[0], "", lease->id(), &interrupt_flag(),
-                             [this](const std::string& holder) {
-                               print(fmt::format("waiting for {} to be released (Ctrl-C to give up)\n",
-                                                 escape_value(holder)));
-                             });
+  auto own = client::acquire(
+      client_, a[0], "", lease->id(), &interrupt_flag(), [this](const std::string& holder) {
+        print(fmt::format("waiting for {} to be released (Ctrl-C to give up)\n",
+                          escape_value(holder)));
+      });
   if (!own.is_ok()) {
     held->keeper->stop();
     pb::LeaseRevokeRequest revoke;
@@ -492,9 +494,8 @@ void ShellSession::cmd_status(const std::vector<std::string>&) {
       continue;
     }
     ++reachable;
-    t.add_row({name, endpoint, s->leader() == m.id() ? "yes" : "no",
-               std::to_string(s->raftterm()), std::to_string(s->header().revision()),
-               std::to_string(s->raftindex())});
+    t.add_row({name, endpoint, s->leader() == m.id() ? "yes" : "no", std::to_string(s->raftterm()),
+               std::to_string(s->header().revision()), std::to_string(s->raftindex())});
   }
   print(t.render());
   print(fmt::format("{} of {} members reachable\n", reachable, members->members_size()));
@@ -508,7 +509,8 @@ void ShellSession::cmd_members(const std::vector<std::string>&) {
     std::string peers, clients;
     for (const auto& u : m.peerurls()) peers += (peers.empty() ? "" : ",") + u;
     for (const auto& u : m.clienturls()) clients += (clients.empty() ? "" : ",") + u;
-    t.add_row({fmt::format("{:x}", m.id()), m.name(), peers, clients, m.islearner() ? "yes" : "no"});
+    t.add_row(
+        {fmt::format("{:x}", m.id()), m.name(), peers, clients, m.islearner() ? "yes" : "no"});
   }
   print(t.render());
 }

@@ -13,7 +13,9 @@ namespace {
 std::atomic<bool> g_interrupted{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
-void on_sigint(int) { g_interrupted.store(true); }
+void on_sigint(int) {
+  g_interrupted.store(true);
+}
 }  // namespace
 
 void install_interrupt_handler() {
@@ -24,15 +26,23 @@ void install_interrupt_handler() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-std::atomic<bool>& interrupt_flag() { return g_interrupted; }
+std::atomic<bool>& interrupt_flag() {
+  return g_interrupted;
+}
 
-bool stdin_is_tty() { return isatty(STDIN_FILENO) == 1; }
-bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+bool stdin_is_tty() {
+  return isatty(STDIN_FILENO) == 1;
+}
+bool stderr_is_tty() {
+  return isatty(STDERR_FILENO) == 1;
+}
 
 Progress::Progress(std::string label, uint64_t total, bool unit_bytes)
     : label_(std::move(label)), total_(total), unit_bytes_(unit_bytes), enabled_(stderr_is_tty()) {}
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 void Progress::update(uint64_t done, uint64_t total) {
   if (!enabled_) return;

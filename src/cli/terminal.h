@@ -14,8 +14,12 @@ void install_interrupt_handler();
 
 /// Set by Ctrl-C; long operations poll it (via client::CancelOnFlag) and stop.
 std::atomic<bool>& interrupt_flag();
-inline bool interrupted() { return interrupt_flag().load(); }
-inline void clear_interrupt() { interrupt_flag().store(false); }
+inline bool interrupted() {
+  return interrupt_flag().load();
+}
+inline void clear_interrupt() {
+  interrupt_flag().store(false);
+}
 
 bool stdin_is_tty();
 bool stderr_is_tty();

@@ -55,10 +55,22 @@ Result<std::vector<std::string>> tokenize(std::string_view line) {
         if (i + 1 >= line.size()) break;  // reported as unterminated below
         char e = line[i + 1];
         switch (e) {
-          case 'n': word.push_back('\n'); i += 2; break;
-          case 'r': word.push_back('\r'); i += 2; break;
-          case 't': word.push_back('\t'); i += 2; break;
-          case '0': word.push_back('\0'); i += 2; break;
+          case 'n':
+            word.push_back('\n');
+            i += 2;
+            break;
+          case 'r':
+            word.push_back('\r');
+            i += 2;
+            break;
+          case 't':
+            word.push_back('\t');
+            i += 2;
+            break;
+          case '0':
+            word.push_back('\0');
+            i += 2;
+            break;
           case 'x': {
             int hi = i + 2 < line.size() ? hex_digit(line[i + 2]) : -1;
             int lo = i + 3 < line.size() ? hex_digit(line[i + 3]) : -1;

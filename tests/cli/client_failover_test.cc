@@ -126,8 +126,8 @@ TEST(ClientFailover, UnreachableEndpointsAreSkippedAndNamedWhenAllFail) {
   auto r = alone->range(pb::RangeRequest());
   ASSERT_FALSE(r.is_ok());
   EXPECT_TRUE(is_unavailable(r.status()));
-  EXPECT_EQ(r.status().message(), "cannot connect to " + dead +
-                                      ": is the server running? start one with `make run`");
+  EXPECT_EQ(r.status().message(),
+            "cannot connect to " + dead + ": is the server running? start one with `make run`");
 }
 
 TEST(ClientOptionsValidation, RejectsBadEndpointsAndTimeouts) {

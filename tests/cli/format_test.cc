@@ -20,7 +20,7 @@ TEST(EscapeValue, OtherBytesAreHexEscapedInQuotes) {
   EXPECT_EQ(escape_value("\xff\xfe"), R"("\xff\xfe")");
   EXPECT_EQ(escape_value("\x7f"), R"("\x7f")");
   EXPECT_EQ(escape_value(""), R"("")");
-  EXPECT_FALSE(is_printable("\xc3"));  // truncated UTF-8 sequence
+  EXPECT_FALSE(is_printable("\xc3"));      // truncated UTF-8 sequence
   EXPECT_FALSE(is_printable("\xc0\xaf"));  // overlong encoding
 }
 
@@ -30,8 +30,15 @@ TEST(EscapeValue, ValuesThatWouldReadAsQuotesAreQuoted) {
 }
 
 TEST(EscapeValue, TheTokenizerReadsEveryQuotedValueBack) {
-  const std::string samples[] = {std::string("\0\x01\x02", 3), "\"q\"uote", "back\\slash\n",
-                                 "\xff", "tab\there", "été\n", "", "'", "a b\x7f"};
+  const std::string samples[] = {std::string("\0\x01\x02", 3),
+                                 "\"q\"uote",
+                                 "back\\slash\n",
+                                 "\xff",
+                                 "tab\there",
+                                 "été\n",
+                                 "",
+                                 "'",
+                                 "a b\x7f"};
   for (const auto& v : samples) {
     ASSERT_EQ(escape_value(v).front(), '"') << v;
     auto words = tokenize(escape_value(v));
@@ -113,8 +120,9 @@ TEST(JsonWriterTest, OmitsZeroFieldsLikeGoOmitempty) {
   w.element_string("b\"\n");
   w.end_array();
   w.end_object();
-  EXPECT_EQ(w.str(),
-            R"({"header":{"cluster_id":7},"Created":false,"key":"Zm9v","peerURLs":["http://a:1","b\"\n"]})");
+  EXPECT_EQ(
+      w.str(),
+      R"({"header":{"cluster_id":7},"Created":false,"key":"Zm9v","peerURLs":["http://a:1","b\"\n"]})");
 }
 
 }  // namespace

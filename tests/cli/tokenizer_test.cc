@@ -22,7 +22,8 @@ TEST(Tokenizer, SplitsOnRunsOfSpacesAndTabs) {
 }
 
 TEST(Tokenizer, DoubleQuotesGroupWordsAndUnderstandEscapes) {
-  EXPECT_THAT(words(R"(SET greeting "hello world")"), ElementsAre("SET", "greeting", "hello world"));
+  EXPECT_THAT(words(R"(SET greeting "hello world")"),
+              ElementsAre("SET", "greeting", "hello world"));
   EXPECT_THAT(words(R"("a\"b" "c\\d" "e\nf\tg\rh")"), ElementsAre("a\"b", "c\\d", "e\nf\tg\rh"));
   EXPECT_THAT(words(R"("\x41\x7a\xff")"), ElementsAre(std::string("Az\xff")));
   EXPECT_THAT(words(R"("\0")"), ElementsAre(std::string(1, '\0')));
