@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from cli_util import SingleNode, RAFTKVCTL_BIN, for_each_kind, h, raftkvctl
+from cli_util import RAFTKVCTL_BIN, SingleNode, Spawned, for_each_kind, h, raftkvctl
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
@@ -173,6 +173,14 @@ class Shell(SingleNode):
         self.assertEqual(t.run("UNLOCK"), "unlocked jobs\n")
         self.assertEqual(raftkvctl(self.ep, "get", m.group(1)).stdout, "", "lock key removed")
         self.assertIn("error: no lock is held", t.run("UNLOCK"))
+        # Someone else holds "jobs": LOCK waits, says so, and Ctrl-C gives up.
+        holder = Spawned(self.ep, "lock", "jobs")
+        self.assertRegex(holder.line(), r"^jobs/[0-9a-f]+$")
+        t.type("LOCK jobs\r")
+        t.read_until(r"waiting for jobs/[0-9a-f]+ to be released \(Ctrl-C to give up\)")
+        t.type("\x03")
+        t.read_until(r"\(gave up waiting for the lock\)\nraftkv \S+> $")
+        self.assertEqual(holder.interrupt()[0], 0)
         t.type("half typed\x03")
         t.read_until(r"raftkv \S+> $")
         self.assertEqual(t.run("GET half"), "(nil)\n")
