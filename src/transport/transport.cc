@@ -1,5 +1,7 @@
 #include "transport/transport.h"
 
+#include "base/crc32c.h"
+
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -681,7 +683,7 @@ class PeerService final : public raftkvpb::Peer::Service {
       if (data.empty() && !chunk.last()) {
         return Status::corruption("empty snapshot chunk that is not the last");
       }
-      if (crc32c(0, data) != chunk.crc32c()) {
+      if (crc32c(data) != chunk.crc32c()) {
         return Status::corruption("snapshot chunk at offset " + std::to_string(offset) +
                                   " failed its checksum");
       }

@@ -4,6 +4,8 @@
 // messages from another cluster. Ports are always chosen by the kernel.
 #include "transport/transport.h"
 
+#include "base/crc32c.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -404,12 +406,12 @@ class RawSnapshotTest : public ::testing::Test {
     c[0].set_total_bytes(image.size());
     c[0].set_offset(0);
     c[0].set_data(image.substr(0, half));
-    c[0].set_crc32c(crc32c(0, c[0].data()));
+    c[0].set_crc32c(crc32c(c[0].data()));
     c[1].set_offset(half);
     c[1].set_data(image.substr(half));
-    c[1].set_crc32c(crc32c(0, c[1].data()));
+    c[1].set_crc32c(crc32c(c[1].data()));
     c[1].set_last(true);
-    c[1].set_total_crc32c(crc32c(0, image));
+    c[1].set_total_crc32c(crc32c(image));
     return c;
   }
 
