@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
@@ -296,6 +297,9 @@ Status Store::open_db() {
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   t.cache_index_and_filter_blocks = false;
+  // Every value read is a point lookup by revision key: a bloom filter
+  // spares the SST files that cannot hold it.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status st = rocksdb::DB::Open(o, dir_, &raw);
@@ -361,7 +365,9 @@ Status Store::load() {
   std::unique_lock lock(mu_);
   index_.clear();
   leases_.clear();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;  // a one-off full scan must not evict the working set
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan));
   const std::string first(1, keys::kRevPrefix);
   mvccpb::KeyValue kv;
   int64_t max_main = 0;
@@ -410,7 +416,8 @@ Status Store::load() {
   if (!it->status().ok()) return io(it->status(), "scan leases");
   index_.visit(Bounds::of(std::string_view("\0", 1), std::string_view("\0", 1)), revision,
                [&](const std::string& key, const KeyRev& r) {
-                 if (r.lease != 0) leases_[r.lease].keys.insert(key);
+                 auto l = leases_.find(r.lease);
+                 if (r.lease != 0 && l != leases_.end()) l->second.keys.insert(key);
                  return true;
                });
 
@@ -440,6 +447,8 @@ Status Store::close() {
     compactor_stop_ = true;
   }
   compactor_cv_.notify_all();
+  // Cancels a CompactRange in progress so closing does not wait for it.
+  if (db_ != nullptr) db_->DisableManualCompaction();
   if (compactor_.joinable()) compactor_.join();
   Status result;
   if (db_ != nullptr) {
@@ -636,8 +645,15 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
     if (revision > 0 && revision <= compact) return errors::compacted();
     if (revision > 0 && revision > cur) return errors::future_rev();
     if (revision <= 0) revision = cur;
-    index_.visit_changes(revision, [&](const std::string&, const KeyRev& r) {
-      changes.push_back({r.main, r.sub});
+    // etcd's selection: every revision in (compact, revision], and a revision
+    // kept by the compaction only while it is still its key's newest at
+    // `revision`.
+    index_.visit_histories([&](const std::string&, const std::vector<KeyRev>& revs) {
+      for (size_t i = 0; i < revs.size() && revs[i].main <= revision; ++i) {
+        const bool newest = i + 1 == revs.size() || revs[i + 1].main > revision;
+        if (revs[i].main <= compact && !newest) continue;
+        changes.push_back({revs[i].main, revs[i].sub});
+      }
     });
     snap = db_->GetSnapshot();
   }
@@ -740,78 +756,45 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
     out->status = shape;
     return Status::ok();
   }
+  // A failure of the request itself becomes its outcome (deterministic); an
+  // I/O error or corruption is returned and stops the store.
+  auto settle = [&](Status s) -> Status {
+    if (s.is_ok()) return s;
+    if (s.code() == Code::kIOError || s.code() == Code::kCorruption) return s;
+    out->status = std::move(s);
+    out->response.Clear();
+    return Status::ok();
+  };
   switch (req.request_case()) {
     case R::kRange: {
       auto r = range_in_txn(req.range(), cur_rev_);
-      if (!r.is_ok()) {
-        out->status = r.status();
-      } else {
-        *out->response.mutable_range() = std::move(r.value());
-      }
+      if (!r.is_ok()) return settle(r.status());
+      *out->response.mutable_range() = std::move(r.value());
       return Status::ok();
     }
     case R::kPut: {
       const auto& p = req.put();
-      if (over_quota(put_bytes(p))) {
-        out->status = errors::no_space();
-        return Status::ok();
-      }
-      if (p.lease() != 0 && leases_.count(p.lease()) == 0) {
-        out->status = errors::lease_not_found();
-        return Status::ok();
-      }
+      if (over_quota(put_bytes(p))) return settle(errors::no_space());
+      if (p.lease() != 0 && leases_.count(p.lease()) == 0) return settle(errors::lease_not_found());
       TxnContext t{cur_rev_};
-      Status s = apply_put(t, p, out->response.mutable_put());
-      if (!s.is_ok()) {
-        out->status = s;
-        out->response.Clear();
-        return Status::ok();
-      }
+      RAFTKV_RETURN_IF_ERROR(settle(apply_put(t, p, out->response.mutable_put())));
       finish_txn(t, result);
       return Status::ok();
     }
     case R::kDeleteRange: {
       TxnContext t{cur_rev_};
-      Status s = apply_delete(t, req.delete_range(), out->response.mutable_delete_range());
-      if (!s.is_ok()) return s;
+      RAFTKV_RETURN_IF_ERROR(settle(apply_delete(t, req.delete_range(), out->response.mutable_delete_range())));
       finish_txn(t, result);
       return Status::ok();
     }
-    case R::kTxn: {
-      Status s = apply_txn(req.txn(), out->response.mutable_txn(), result);
-      if (!s.is_ok()) {
-        if (s.code() == Code::kIOError || s.code() == Code::kCorruption) return s;
-        out->status = s;
-        out->response.Clear();
-      }
-      return Status::ok();
-    }
-    case R::kCompaction: {
-      Status s = apply_compaction(req.compaction(), out->response.mutable_compaction());
-      if (!s.is_ok()) {
-        out->status = s;
-        out->response.Clear();
-      }
-      return Status::ok();
-    }
-    case R::kLeaseGrant: {
-      Status s = apply_lease_grant(req.lease_grant(), out->response.mutable_lease_grant());
-      if (!s.is_ok()) {
-        if (s.code() == Code::kIOError) return s;
-        out->status = s;
-        out->response.Clear();
-      }
-      return Status::ok();
-    }
-    case R::kLeaseRevoke: {
-      Status s = apply_lease_revoke(req.lease_revoke(), out->response.mutable_lease_revoke(), result);
-      if (!s.is_ok()) {
-        if (s.code() == Code::kIOError || s.code() == Code::kCorruption) return s;
-        out->status = s;
-        out->response.Clear();
-      }
-      return Status::ok();
-    }
+    case R::kTxn:
+      return settle(apply_txn(req.txn(), out->response.mutable_txn(), result));
+    case R::kCompaction:
+      return settle(apply_compaction(req.compaction(), out->response.mutable_compaction()));
+    case R::kLeaseGrant:
+      return settle(apply_lease_grant(req.lease_grant(), out->response.mutable_lease_grant()));
+    case R::kLeaseRevoke:
+      return settle(apply_lease_revoke(req.lease_revoke(), out->response.mutable_lease_revoke(), result));
     case R::REQUEST_NOT_SET:
       break;
   }

@@ -175,6 +175,7 @@ class Store {
 
   /// Stops the background thread and closes RocksDB (flushing first if
   /// options.flush_on_close). Apply thread; also done by the destructor.
+  /// REQUIRES: no read or SnapshotStream in progress or started afterwards.
   Status close();
 
   raft::Index applied_index() const { return raft::Index(applied_index_.load()); }

@@ -73,6 +73,14 @@ Status Config::validate() const {
   if (max_committed_bytes_per_ready == 0) {
     return Status::invalid_argument("raft config: max_committed_bytes_per_ready must be positive");
   }
+  if (read_only_option == ReadOnlyOption::kLeaseBased && !check_quorum) {
+    return Status::invalid_argument(
+        "raft config: lease-based reads need check_quorum (followers' stickiness holds the lease)");
+  }
+  if (lease_clock_drift_ticks < 0 || lease_clock_drift_ticks >= election_ticks) {
+    return Status::invalid_argument(
+        "raft config: lease_clock_drift_ticks must be in [0, election_ticks)");
+  }
   if (max_pending_reads == 0) {
     return Status::invalid_argument("raft config: max_pending_reads must be at least 1");
   }
@@ -124,6 +132,7 @@ Core::Core(const Config& cfg, LogStorage* storage)
   }
   log_.set_applied_at_start(std::max(cfg.applied, log_.first_index() - 1));
   become_follower(term_, kNoNode);
+  startup_guard_ = cfg_.read_only_option == ReadOnlyOption::kLeaseBased;
   prev_hard_ = hard_state();
   prev_soft_ = soft_state();
 }
@@ -163,6 +172,7 @@ void Core::reset(Term term) {
   }
   pending_conf_index_ = Index{0};
   campaign_after_apply_ = false;
+  lease_revoked_ = false;
   uncommitted_bytes_ = 0;
   read_only_.reset();
   reads_awaiting_commit_.clear();
@@ -210,6 +220,7 @@ void Core::become_leader() {
 // Ticks and elections
 
 void Core::tick() {
+  ++now_ticks_;
   if (role_ == Role::kLeader) {
     tick_heartbeat();
   } else {
@@ -219,6 +230,7 @@ void Core::tick() {
 
 void Core::tick_election() {
   ++election_elapsed_;
+  if (election_elapsed_ >= cfg_.election_ticks) startup_guard_ = false;
   if (promotable() && election_elapsed_ >= randomized_election_timeout_) {
     election_elapsed_ = 0;
     hup(CampaignType::kPreElection);
@@ -267,7 +279,17 @@ bool Core::has_unapplied_conf_changes() const {
   return false;
 }
 
-void Core::campaign() { hup(CampaignType::kPreElection); }
+void Core::campaign() {
+  if (cfg_.read_only_option == ReadOnlyOption::kLeaseBased && role_ != Role::kLeader &&
+      heard_leader_recently()) {
+    return;
+  }
+  hup(CampaignType::kPreElection);
+}
+
+bool Core::heard_leader_recently() const {
+  return (leader_ != kNoNode || startup_guard_) && election_elapsed_ < cfg_.election_ticks;
+}
 
 void Core::hup(CampaignType t) {
   if (role_ == Role::kLeader) return;
@@ -361,8 +383,7 @@ Status Core::step(const Message& m) {
     if (m.term > term_) {
       if (is_vote_request(m.type)) {
         const bool forced = m.context == kCampaignTransferContext;
-        const bool in_lease = cfg_.check_quorum && leader_ != kNoNode &&
-                              election_elapsed_ < cfg_.election_ticks;
+        const bool in_lease = cfg_.check_quorum && heard_leader_recently();
         // Leader stickiness (§4.2.3): a node that heard from a leader within
         // the minimum election timeout ignores (pre-)votes, so a removed or
         // partitioned node cannot depose a working leader.
@@ -538,6 +559,7 @@ void Core::handle_heartbeat(const Message& m) {
   Message r;
   r.type = MessageType::kHeartbeatResponse;
   r.to = m.from;
+  r.index = m.index;  // echo the leader's tick stamp (lease)
   r.context = m.context;
   send(std::move(r));
 }
@@ -645,6 +667,10 @@ void Core::handle_append_response(const Message& m, Progress& pr) {
 void Core::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.recent_active = true;
   pr.probe_sent = false;
+  pr.lease_ack_stamp = std::max(pr.lease_ack_stamp, m.index.value() + 1);
+  // The follower is alive: if the window is full its acks (or our appends)
+  // were lost; reopen one slot so the next append exposes the gap.
+  if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.inflights.free_first_one();
   if (pr.match < log_.last_index()) maybe_send_append(m.from, true);
   if (m.context.empty()) return;
   const std::set<NodeId>* acks = read_only_.ack(m.from, m.context);
@@ -676,6 +702,7 @@ void Core::handle_transfer_leader(NodeId transferee) {
 }
 
 void Core::send_timeout_now(NodeId to) {
+  lease_revoked_ = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;
@@ -843,6 +870,7 @@ void Core::send_heartbeat(NodeId to, const std::string& ctx) {
   m.to = to;
   // Never tell a follower to commit past what it is known to hold.
   m.commit = std::min(pr->match, log_.committed());
+  m.index = Index{now_ticks_};  // the follower echoes it (lease)
   m.context = ctx;
   send(std::move(m));
 }
@@ -876,6 +904,35 @@ void Core::on_commit_advanced() {
 }
 
 bool Core::committed_in_current_term() const { return log_.term(log_.committed()) == term_; }
+
+namespace {
+class LeaseIndexer : public quorum::AckedIndexer {
+ public:
+  LeaseIndexer(const ProgressTracker& t, NodeId self, uint64_t now) : t_(t), self_(self), now_(now) {}
+  std::optional<Index> acked_index(NodeId id) const override {
+    if (id == self_) return Index{now_ + 1};
+    const Progress* pr = t_.get(id);
+    if (pr == nullptr) return std::nullopt;
+    return Index{pr->lease_ack_stamp};
+  }
+
+ private:
+  const ProgressTracker& t_;
+  NodeId self_;
+  uint64_t now_;
+};
+}  // namespace
+
+bool Core::lease_valid() const {
+  if (cfg_.read_only_option != ReadOnlyOption::kLeaseBased || role_ != Role::kLeader) return false;
+  if (lease_revoked_ || lead_transferee_ != kNoNode) return false;
+  // The newest stamp acknowledged by a quorum (self counts as "now").
+  const Index q = tracker_.config.voters.committed_index(LeaseIndexer(tracker_, id_, now_ticks_));
+  if (q == Index{0}) return false;
+  const uint64_t stamp = q.value() - 1;
+  RAFTKV_CHECK(stamp <= now_ticks_);
+  return now_ticks_ - stamp < uint64_t(cfg_.election_ticks - cfg_.lease_clock_drift_ticks);
+}
 
 void Core::report_unreachable(NodeId id) {
   if (role_ != Role::kLeader) return;
@@ -936,6 +993,10 @@ Status Core::leader_read_index(NodeId from, const std::string& ctx) {
       respond_read(ReadOnly::Request{log_.committed(), from, ctx});
       return Status::ok();
     }
+  }
+  if (committed_in_current_term() && lease_valid()) {
+    respond_read(ReadOnly::Request{log_.committed(), from, ctx});
+    return Status::ok();
   }
   if (!committed_in_current_term()) {
     // Our commit index may lag what a previous leader committed; wait for the

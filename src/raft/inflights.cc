@@ -39,6 +39,11 @@ void Inflights::free_le(Index index) {
   if (count_ == 0) start_ = 0;
 }
 
+void Inflights::free_first_one() {
+  if (count_ == 0) return;
+  free_le(ring_[start_].index);
+}
+
 bool Inflights::full() const {
   return count_ == capacity_ || (max_bytes_ != 0 && bytes_ >= max_bytes_);
 }

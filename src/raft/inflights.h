@@ -27,6 +27,11 @@ class Inflights {
   /// Frees every message whose last index is <= `index`.
   void free_le(Index index);
 
+  /// Frees the oldest message. A leader does this on a heartbeat response
+  /// while the window is full: the follower is alive, so if its acks were
+  /// lost the window must reopen or replication would stall forever.
+  void free_first_one();
+
   /// True when no further message may be sent.
   bool full() const;
   size_t count() const { return count_; }

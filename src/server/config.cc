@@ -97,7 +97,8 @@ Result<std::string> check_url(std::string_view flag, const std::string& raw, boo
 }
 
 Status check_url_list(std::string_view flag, std::vector<std::string>& urls, bool listen) {
-  if (urls.empty()) return Status::invalid_argument(std::string(flag) + " must list at least one URL");
+  if (urls.empty())
+    return Status::invalid_argument(std::string(flag) + " must list at least one URL");
   for (std::string& u : urls) {
     Result<std::string> n = check_url(flag, u, listen);
     if (!n) return n.status();
@@ -106,7 +107,9 @@ Status check_url_list(std::string_view flag, std::vector<std::string>& urls, boo
   return Status::ok();
 }
 
-std::vector<std::string> split_urls(const std::string& s) { return split(s, ','); }
+std::vector<std::string> split_urls(const std::string& s) {
+  return split(s, ',');
+}
 
 Result<LogLevel> parse_log_level(const std::string& s) {
   static const std::map<std::string, LogLevel> levels = {
@@ -163,7 +166,8 @@ uint64_t derive_cluster_id(std::vector<uint64_t> member_ids) {
   std::sort(member_ids.begin(), member_ids.end());
   std::string b;
   for (uint64_t id : member_ids) {
-    for (int shift = 56; shift >= 0; shift -= 8) b.push_back(static_cast<char>((id >> shift) & 0xFF));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      b.push_back(static_cast<char>((id >> shift) & 0xFF));
   }
   return sha1_prefix(b);
 }
@@ -186,9 +190,9 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
         "--advertise-client-urls is required when --listen-client-urls is set explicitly");
   }
   if (c.initial_advertise_peer_urls.size() != 1) {
-    return Status::invalid_argument(
-        "--initial-advertise-peer-urls lists " + std::to_string(c.initial_advertise_peer_urls.size()) +
-        " URLs; raftkv supports exactly one peer URL per member");
+    return Status::invalid_argument("--initial-advertise-peer-urls lists " +
+                                    std::to_string(c.initial_advertise_peer_urls.size()) +
+                                    " URLs; raftkv supports exactly one peer URL per member");
   }
 
   if (c.heartbeat_interval_ms == 0) {
@@ -198,10 +202,9 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
     return Status::invalid_argument("--election-timeout must be >0 (set to 0ms)");
   }
   if (5ull * c.heartbeat_interval_ms > c.election_timeout_ms) {
-    return Status::invalid_argument(
-        "--election-timeout[" + std::to_string(c.election_timeout_ms) +
-        "ms] should be at least as 5 times as --heartbeat-interval[" +
-        std::to_string(c.heartbeat_interval_ms) + "ms]");
+    return Status::invalid_argument("--election-timeout[" + std::to_string(c.election_timeout_ms) +
+                                    "ms] should be at least as 5 times as --heartbeat-interval[" +
+                                    std::to_string(c.heartbeat_interval_ms) + "ms]");
   }
   if (c.election_timeout_ms > kMaxElectionTimeoutMs) {
     return Status::invalid_argument("--election-timeout[" + std::to_string(c.election_timeout_ms) +
@@ -219,7 +222,8 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
     return Status::invalid_argument("--max-txn-ops must be at least 1 (default 128)");
   }
   if (c.initial_cluster_token.empty()) {
-    return Status::invalid_argument("--initial-cluster-token must not be empty (default etcd-cluster)");
+    return Status::invalid_argument(
+        "--initial-cluster-token must not be empty (default etcd-cluster)");
   }
 
   // --initial-cluster: name=url pairs. A name listed twice would mean several
@@ -241,7 +245,8 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
     if (by_name.count(name) != 0) {
       return Status::invalid_argument("--initial-cluster lists member \"" + name +
                                       "\" more than once; raftkv supports exactly one peer URL "
-                                      "per member: keep one " + name + "=URL entry");
+                                      "per member: keep one " +
+                                      name + "=URL entry");
     }
     if (!urls.insert(*url).second) {
       return Status::invalid_argument("initial cluster " + c.initial_cluster +
@@ -252,16 +257,15 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   }
   auto self = by_name.find(c.name);
   if (self == by_name.end()) {
-    return Status::invalid_argument("couldn't find local name \"" + c.name +
-                                    "\" in the initial cluster configuration: add " + c.name +
-                                    "=" + c.initial_advertise_peer_urls[0] +
-                                    " to --initial-cluster or fix --name");
+    return Status::invalid_argument(
+        "couldn't find local name \"" + c.name + "\" in the initial cluster configuration: add " +
+        c.name + "=" + c.initial_advertise_peer_urls[0] + " to --initial-cluster or fix --name");
   }
   if (self->second != c.initial_advertise_peer_urls[0]) {
-    return Status::invalid_argument("--initial-cluster has " + c.name + "=" + self->second +
-                                    " but missing from --initial-advertise-peer-urls=" +
-                                    c.initial_advertise_peer_urls[0] +
-                                    ": make the two agree for this member");
+    return Status::invalid_argument(
+        "--initial-cluster has " + c.name + "=" + self->second +
+        " but missing from --initial-advertise-peer-urls=" + c.initial_advertise_peer_urls[0] +
+        ": make the two agree for this member");
   }
 
   c.initial_members.clear();
@@ -270,7 +274,8 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   for (const auto& [name, url] : by_name) {
     const uint64_t id = derive_member_id({url}, c.initial_cluster_token);
     if (id == 0) {
-      return Status::invalid_argument("member " + name + " would get id 0; change its peer URL or "
+      return Status::invalid_argument("member " + name +
+                                      " would get id 0; change its peer URL or "
                                       "--initial-cluster-token");
     }
     if (!ids.insert(id).second) {
@@ -309,7 +314,8 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   };
   opt("name", c.name, "Human-readable name for this member.");
   opt("data-dir", c.data_dir, "Path to the data directory (default \"${name}.raftkv\").");
-  CLI::Option* lc = opt("listen-client-urls", listen_client, "URLs to listen on for client traffic.");
+  CLI::Option* lc =
+      opt("listen-client-urls", listen_client, "URLs to listen on for client traffic.");
   CLI::Option* ac = opt("advertise-client-urls", advertise_client,
                         "Client URLs of this member to advertise to the cluster.");
   opt("listen-peer-urls", listen_peer, "URLs to listen on for peer traffic.");
@@ -321,17 +327,23 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   opt("initial-cluster-state", cluster_state, "Initial cluster state ('new' or 'existing').");
   opt("initial-cluster-token", c.initial_cluster_token,
       "Initial cluster token for the cluster during bootstrap.");
-  opt("heartbeat-interval", c.heartbeat_interval_ms, "Time (in milliseconds) of a heartbeat interval.");
-  opt("election-timeout", c.election_timeout_ms, "Time (in milliseconds) for an election to timeout.");
-  opt("snapshot-count", c.snapshot_count, "Number of committed transactions to trigger a snapshot to disk.");
-  opt("max-snapshots", c.max_snapshots, "Maximum number of snapshot files to retain (0 is unlimited).");
+  opt("heartbeat-interval", c.heartbeat_interval_ms,
+      "Time (in milliseconds) of a heartbeat interval.");
+  opt("election-timeout", c.election_timeout_ms,
+      "Time (in milliseconds) for an election to timeout.");
+  opt("snapshot-count", c.snapshot_count,
+      "Number of committed transactions to trigger a snapshot to disk.");
+  opt("max-snapshots", c.max_snapshots,
+      "Maximum number of snapshot files to retain (0 is unlimited).");
   opt("max-wals", c.max_wals, "Maximum number of wal files to retain (0 is unlimited).");
   opt("quota-backend-bytes", c.quota_backend_bytes,
       "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB; negative "
       "disables).");
-  opt("max-request-bytes", c.max_request_bytes, "Maximum client request size in bytes the server will accept.");
+  opt("max-request-bytes", c.max_request_bytes,
+      "Maximum client request size in bytes the server will accept.");
   opt("max-txn-ops", c.max_txn_ops, "Maximum number of operations permitted in a transaction.");
-  opt("log-level", log_level, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.");
+  opt("log-level", log_level,
+      "Configures log level. Only supports debug, info, warn, error, panic, or fatal.");
   app.add_option("--pre-vote", c.pre_vote, "Enable to run an additional Raft election phase.")
       ->envname(env("pre-vote"))
       ->capture_default_str()
@@ -363,8 +375,7 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   if (!level) return level.status();
   c.log_level = *level;
 
-  RAFTKV_RETURN_IF_ERROR(validate_config(c, lc->count() > 0,
-                                         ac->count() > 0));
+  RAFTKV_RETURN_IF_ERROR(validate_config(c, lc->count() > 0, ac->count() > 0));
   return out;
 }
 

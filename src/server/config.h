@@ -1,16 +1,25 @@
 // Server configuration: etcd's flags (same names, meanings and defaults, see
-// docs/configuration.md), read from the command line and from RAFTKV_*
+// etcd's documentation), read from the command line and from RAFTKV_*
 // environment variables, validated once at start with messages that say what
 // to change, and the member and cluster ids derived exactly as etcd derives
 // them (so a raftkv member bootstrapped with the same --initial-cluster and
 // --initial-cluster-token gets the ids etcd would print).
+//
+// Where raftkv differs from etcd 3.4, on purpose:
+//  - defaults use 127.0.0.1 where etcd says localhost; the data directory is
+//    "<name>.raftkv"; environment variables are RAFTKV_* instead of ETCD_*;
+//  - one peer URL per member: a name listed twice in --initial-cluster (etcd's
+//    way of giving a member several URLs) is refused, and
+//    --initial-advertise-peer-urls takes exactly one URL;
+//  - only http:// URLs: https is refused with a clear message until TLS lands;
+//    unix sockets are not supported;
+//  - --max-request-bytes must lie in [1 KiB, 64 MiB] (etcd only warns).
 //
 // Thread-safety: plain values and pure functions (parse_flags reads the
 // process environment).
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,9 +56,9 @@ struct Config {
   std::string initial_cluster_token = "etcd-cluster";
   uint32_t heartbeat_interval_ms = 100;
   uint32_t election_timeout_ms = 1000;
-  uint64_t snapshot_count = 100000;      ///< Applied entries between snapshots.
-  uint32_t max_snapshots = 5;            ///< Snapshot files kept; 0 = unlimited.
-  uint32_t max_wals = 5;                 ///< WAL files kept; 0 = unlimited.
+  uint64_t snapshot_count = 100000;  ///< Applied entries between snapshots.
+  uint32_t max_snapshots = 5;        ///< Snapshot files kept; 0 = unlimited.
+  uint32_t max_wals = 5;             ///< WAL files kept; 0 = unlimited.
   /// Backend size limit: 0 means the default (2 GiB), negative disables the
   /// quota (both as in etcd). Use quota_backend_bytes_effective().
   int64_t quota_backend_bytes = 0;
@@ -65,7 +74,7 @@ struct Config {
 
   /// Bytes, or 0 when the quota is disabled.
   uint64_t quota_backend_bytes_effective() const;
-  /// Election timeout and heartbeat in ticks of heartbeat_interval_ms (etcd's rule).
+  /// The election timeout in heartbeat ticks (etcd: election-timeout / heartbeat-interval).
   uint32_t election_ticks() const { return election_timeout_ms / heartbeat_interval_ms; }
 };
 
@@ -73,7 +82,7 @@ struct Config {
 struct ParsedFlags {
   bool exit_now = false;  ///< --help or --version: print `output`, exit 0.
   std::string output;
-  Config config;          ///< Valid (validate_config passed) when !exit_now.
+  Config config;  ///< Valid (validate_config passed) when !exit_now.
 };
 
 /// Parses `argv` (argv[0] is the program name) on top of RAFTKV_* environment

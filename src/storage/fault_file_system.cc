@@ -100,6 +100,7 @@ class FaultFileSystem::Handle final : public File {
 
   Status read(uint64_t offset, uint64_t n, std::string* out) override {
     RAFTKV_RETURN_IF_ERROR(usable(false));
+    ++fs_->read_calls_;
     out->clear();
     if (offset >= inode_->data.size()) return Status::ok();
     out->assign(inode_->data, offset, std::min<uint64_t>(n, inode_->data.size() - offset));
@@ -175,22 +176,25 @@ std::shared_ptr<FaultFileSystem::Inode> FaultFileSystem::lookup(const std::strin
   return it == d->entries.end() ? nullptr : it->second;
 }
 
-Status FaultFileSystem::check_write(const std::string& path) {
-  if (write_failure_ == Failure::kNone) return Status::ok();
-  if (writes_before_failure_ > 0) {
-    --writes_before_failure_;
+namespace {
+// One injected failure: `f` after `*before` more successes (sticky).
+Status consume(FaultFileSystem::Failure f, uint64_t* before, std::string_view what,
+               const std::string& path) {
+  if (f == FaultFileSystem::Failure::kNone) return Status::ok();
+  if (*before > 0) {
+    --*before;
     return Status::ok();
   }
-  return failure_status(write_failure_, "write", path);
+  return failure_status(f, what, path);
+}
+}  // namespace
+
+Status FaultFileSystem::check_write(const std::string& path) {
+  return consume(write_failure_, &writes_before_failure_, "write", path);
 }
 
 Status FaultFileSystem::check_sync(const std::string& path) {
-  if (sync_failure_ == Failure::kNone) return Status::ok();
-  if (syncs_before_failure_ > 0) {
-    --syncs_before_failure_;
-    return Status::ok();
-  }
-  return failure_status(sync_failure_, "fdatasync", path);
+  return consume(sync_failure_, &syncs_before_failure_, "fdatasync", path);
 }
 
 Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, OpenMode mode) {
@@ -284,21 +288,38 @@ void FaultFileSystem::crash(CrashMode mode) {
   for (auto& [path, dir] : dirs_) {
     if (mode == CrashMode::kKeepUnsynced) dir->durable_entries = dir->entries;
     // Un-synced bytes of every file, linked or not, are settled first.
-    for (auto& [name, inode] : dir->entries) {
-      if (mode == CrashMode::kDropUnsynced) {
-        inode->pending.clear();
-        inode->data = inode->durable;
-      } else {
-        inode->make_durable();
+    for (const auto* entries : {&dir->entries, &dir->durable_entries}) {
+      for (const auto& [name, inode] : *entries) {
+        if (mode == CrashMode::kDropUnsynced) {
+          inode->pending.clear();
+          inode->data = inode->durable;
+        } else {
+          inode->make_durable();
+        }
       }
     }
-    for (auto& [name, inode] : dir->durable_entries) {
-      if (mode == CrashMode::kDropUnsynced) {
-        inode->pending.clear();
-        inode->data = inode->durable;
-      } else {
+    dir->entries = dir->durable_entries;
+  }
+}
+
+void FaultFileSystem::crash_partial(const std::function<uint64_t(uint64_t n)>& choose) {
+  ++epoch_;
+  for (auto& [path, dir] : dirs_) {
+    for (const auto* entries : {&dir->entries, &dir->durable_entries}) {
+      for (const auto& [name, inode] : *entries) {
+        if (inode->pending.empty()) continue;  // Also makes a second visit a no-op.
+        const uint64_t keep = std::min<uint64_t>(choose(inode->pending.size()), inode->pending.size());
+        inode->pending.resize(keep);
+        if (keep > 0 && inode->pending.back().is_write) {
+          Inode::Op& last = inode->pending.back();
+          last.bytes.resize(std::min<uint64_t>(choose(last.bytes.size()), last.bytes.size()));
+        }
         inode->make_durable();
+        inode->data = inode->durable;
       }
+    }
+    if (dir->entries != dir->durable_entries && choose(1) == 1) {
+      dir->durable_entries = dir->entries;
     }
     dir->entries = dir->durable_entries;
   }

@@ -56,18 +56,12 @@ std::string snapshot_file_name(Index index, Term term) {
 
 bool parse_snapshot_file_name(std::string_view name, Index* index, Term* term) {
   if (name.size() != 38 || name[16] != '-' || name.substr(33) != ".snap") return false;
-  uint64_t v[2] = {0, 0};
-  for (int k = 0; k < 2; ++k) {
-    for (char c : name.substr(k * 17, 16)) {
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else return false;
-      v[k] = (v[k] << 4) | static_cast<uint64_t>(d);
-    }
+  uint64_t i = 0, t = 0;
+  if (!parse_hex_u64(name.substr(0, 16), &i) || !parse_hex_u64(name.substr(17, 16), &t)) {
+    return false;
   }
-  *index = Index(v[0]);
-  *term = Term(v[1]);
+  *index = Index(i);
+  *term = Term(t);
   return true;
 }
 

@@ -219,21 +219,25 @@ std::string segment_file_name(uint64_t seq, raft::Index first_index) {
   return buf;
 }
 
+bool parse_hex_u64(std::string_view s, uint64_t* v) {
+  if (s.empty() || s.size() > 16) return false;
+  *v = 0;
+  for (char c : s) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else return false;
+    *v = (*v << 4) | static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
 bool parse_segment_file_name(std::string_view name, uint64_t* seq, raft::Index* first_index) {
   if (name.size() != 37 || name[16] != '-' || name.substr(33) != ".wal") return false;
-  auto hex = [](std::string_view s, uint64_t* v) {
-    *v = 0;
-    for (char c : s) {
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else return false;
-      *v = (*v << 4) | static_cast<uint64_t>(d);
-    }
-    return true;
-  };
   uint64_t idx = 0;
-  if (!hex(name.substr(0, 16), seq) || !hex(name.substr(17, 16), &idx)) return false;
+  if (!parse_hex_u64(name.substr(0, 16), seq) || !parse_hex_u64(name.substr(17, 16), &idx)) {
+    return false;
+  }
   *first_index = raft::Index(idx);
   return true;
 }

@@ -123,6 +123,9 @@ std::string segment_file_name(uint64_t seq, raft::Index first_index);
 /// Parses a segment file name; false if `name` is not one.
 bool parse_segment_file_name(std::string_view name, uint64_t* seq, raft::Index* first_index);
 
+/// Parses 1 to 16 lowercase hex digits; false on anything else.
+bool parse_hex_u64(std::string_view s, uint64_t* v);
+
 // Little-endian helpers shared by the storage codecs.
 void put_u16(std::string* out, uint16_t v);
 void put_u32(std::string* out, uint32_t v);

@@ -12,12 +12,6 @@ namespace {
 constexpr uint32_t kMaxMessageType = static_cast<uint32_t>(raft::MessageType::kTransferLeader);
 constexpr uint32_t kMaxEntryType = static_cast<uint32_t>(raft::EntryType::kConfChange);
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 void encode_ids(const std::vector<raft::NodeId>& ids,
                 google::protobuf::RepeatedField<uint64_t>* out) {
   out->Reserve(static_cast<int>(ids.size()));
@@ -77,14 +71,20 @@ Crc32cTables make_crc32c_tables() {
 
 }  // namespace
 
+std::string hex_id(uint64_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
 uint32_t crc32c(uint32_t crc, std::string_view data) {
   static const Crc32cTables t = make_crc32c_tables();
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   size_t n = data.size();
   uint32_t c = ~crc;
   while (n >= 8) {
-    const uint32_t lo = c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 |
-                             uint32_t{p[3]} << 24);
+    const uint32_t lo =
+        c ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
     c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
         t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
     p += 8;
@@ -105,23 +105,23 @@ Status check_header(const raftkvpb::Header& h, uint64_t local_cluster_id, raft::
   if (h.protocol_version() != kProtocolVersion) {
     return Status::failed_precondition(
         "peer protocol version " + std::to_string(h.protocol_version()) + " from member " +
-        hex(h.from()) + " is not supported (this member speaks version " +
+        hex_id(h.from()) + " is not supported (this member speaks version " +
         std::to_string(kProtocolVersion) + ")");
   }
   if (h.cluster_id() != local_cluster_id) {
     return Status::failed_precondition(
-        "refusing messages from member " + hex(h.from()) + " of cluster " + hex(h.cluster_id()) +
-        ": this member belongs to cluster " + hex(local_cluster_id) +
+        "refusing messages from member " + hex_id(h.from()) + " of cluster " +
+        hex_id(h.cluster_id()) + ": this member belongs to cluster " + hex_id(local_cluster_id) +
         " (check --initial-cluster and --initial-cluster-token on both members)");
   }
   if (h.from() == 0 || h.from() == local_id.value()) {
     return Status::invalid_argument("peer header names an invalid sender member id " +
-                                    hex(h.from()));
+                                    hex_id(h.from()));
   }
   if (h.to() != local_id.value()) {
-    return Status::invalid_argument("peer header from member " + hex(h.from()) +
-                                    " is addressed to member " + hex(h.to()) +
-                                    ", but this member is " + hex(local_id.value()));
+    return Status::invalid_argument("peer header from member " + hex_id(h.from()) +
+                                    " is addressed to member " + hex_id(h.to()) +
+                                    ", but this member is " + hex_id(local_id.value()));
   }
   return Status::ok();
 }
@@ -149,7 +149,7 @@ Status check_snapshot_metadata(const raft::SnapshotMetadata& md) {
   }
   for (raft::NodeId id : cs.learners_next) {
     if (!std::binary_search(cs.voters_outgoing.begin(), cs.voters_outgoing.end(), id)) {
-      return Status::corruption("snapshot conf state: learners_next member " + hex(id.value()) +
+      return Status::corruption("snapshot conf state: learners_next member " + hex_id(id.value()) +
                                 " is not an outgoing voter");
     }
   }
@@ -200,12 +200,12 @@ Result<raft::Message> decode_message(const raftkvpb::Message& pb, raft::NodeId e
     return Status::corruption("message type " + std::to_string(pb.type()) + " is out of range");
   }
   if (pb.from() != expected_from.value()) {
-    return Status::invalid_argument("message claims sender " + hex(pb.from()) +
-                                    " but arrived from member " + hex(expected_from.value()));
+    return Status::invalid_argument("message claims sender " + hex_id(pb.from()) +
+                                    " but arrived from member " + hex_id(expected_from.value()));
   }
   if (pb.to() != local_id.value()) {
-    return Status::invalid_argument("message addressed to member " + hex(pb.to()) +
-                                    " arrived at member " + hex(local_id.value()));
+    return Status::invalid_argument("message addressed to member " + hex_id(pb.to()) +
+                                    " arrived at member " + hex_id(local_id.value()));
   }
   if (static_cast<uint64_t>(pb.entries_size()) > limits.max_entries_per_message) {
     return Status::corruption("message carries too many entries (" +

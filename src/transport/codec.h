@@ -13,11 +13,12 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/status.h"
-#include "raftkv/peer.pb.h"
 #include "raft/types.h"
+#include "raftkv/peer.pb.h"
 
 namespace raftkv::transport {
 
@@ -55,6 +56,9 @@ Status check_header(const raftkvpb::Header& h, uint64_t local_cluster_id, raft::
 /// id lists sorted, without duplicates or zero ids, voters and learners
 /// disjoint, and learners_next / auto_leave only in a joint configuration.
 Status check_snapshot_metadata(const raft::SnapshotMetadata& md);
+
+/// A member or cluster id as etcd prints it (lower-case hex, Go's %x), for logs.
+std::string hex_id(uint64_t id);
 
 /// CRC-32C (Castagnoli) of `data`, continuing from `crc` (0 to start).
 uint32_t crc32c(uint32_t crc, std::string_view data);

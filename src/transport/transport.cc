@@ -1,14 +1,17 @@
 #include "transport/transport.h"
 
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <random>
+#include <set>
 #include <thread>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "base/check.h"
 #include "raftkv/peer.grpc.pb.h"
@@ -19,34 +22,59 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // Log the 1st, 2nd, 4th, 8th... occurrence of a repeated event, so a flood
 // of drops is visible without flooding the log.
-bool power_of_two(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
+bool power_of_two(uint64_t n) {
+  return n != 0 && (n & (n - 1)) == 0;
+}
 
 grpc::Status to_grpc(const Status& s) {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   switch (s.code()) {
-    case Code::kOk: return grpc::Status::OK;
-    case Code::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case Code::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case Code::kAlreadyExists: code = grpc::StatusCode::ALREADY_EXISTS; break;
-    case Code::kOutOfRange: code = grpc::StatusCode::OUT_OF_RANGE; break;
-    case Code::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case Code::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case Code::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case Code::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case Code::kAborted: code = grpc::StatusCode::ABORTED; break;
-    case Code::kCorruption: code = grpc::StatusCode::DATA_LOSS; break;
-    case Code::kIOError: code = grpc::StatusCode::INTERNAL; break;
-    case Code::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case Code::kUnauthenticated: code = grpc::StatusCode::UNAUTHENTICATED; break;
-    case Code::kInternal: code = grpc::StatusCode::INTERNAL; break;
+    case Code::kOk:
+      return grpc::Status::OK;
+    case Code::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case Code::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case Code::kAlreadyExists:
+      code = grpc::StatusCode::ALREADY_EXISTS;
+      break;
+    case Code::kOutOfRange:
+      code = grpc::StatusCode::OUT_OF_RANGE;
+      break;
+    case Code::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case Code::kResourceExhausted:
+      code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case Code::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    case Code::kDeadlineExceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case Code::kAborted:
+      code = grpc::StatusCode::ABORTED;
+      break;
+    case Code::kCorruption:
+      code = grpc::StatusCode::DATA_LOSS;
+      break;
+    case Code::kIOError:
+      code = grpc::StatusCode::INTERNAL;
+      break;
+    case Code::kPermissionDenied:
+      code = grpc::StatusCode::PERMISSION_DENIED;
+      break;
+    case Code::kUnauthenticated:
+      code = grpc::StatusCode::UNAUTHENTICATED;
+      break;
+    case Code::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
   }
   return grpc::Status(code, s.message());
 }
@@ -67,7 +95,10 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target, const Tra
   // that a restarted peer is back far beyond backoff_max_ms.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_initial_ms));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_initial_ms));
+  // gRPC uses the "min reconnect backoff" as the deadline of one connection
+  // attempt (TCP + HTTP/2 handshake): it must be the connect timeout, not the
+  // first backoff step, or a slow handshake could never succeed.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.connect_timeout_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_max_ms));
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
@@ -177,8 +208,7 @@ class Reporter {
 class PeerSender {
  public:
   PeerSender(Transport& t, raft::NodeId id, std::string target)
-      : t_(t), id_(id), target_(std::move(target)),
-        backoff_ms_(t.options_.backoff_initial_ms) {
+      : t_(t), id_(id), target_(std::move(target)), backoff_ms_(t.options_.backoff_initial_ms) {
     thread_ = std::thread([this] { run(); });
   }
   ~PeerSender() { stop(); }
@@ -208,8 +238,8 @@ class PeerSender {
     t_.counters_.dropped_peer_down += dropped_down;
     const uint64_t total_full = (t_.counters_.dropped_queue_full += dropped_full);
     if (dropped_full > 0 && power_of_two(total_full)) {
-      spdlog::warn("transport: queue to member {} full; {} messages dropped so far", hex(id_.value()),
-                   total_full);
+      spdlog::warn("transport: queue to member {} full; {} messages dropped so far",
+                   hex_id(id_.value()), total_full);
     }
     t_.reporter_->unreachable(id_);
   }
@@ -219,7 +249,7 @@ class PeerSender {
     std::lock_guard lk(mu_);
     if (stopping_ || snapshot_busy_) {
       ++t_.counters_.snapshots_failed;
-      spdlog::warn("transport: snapshot to member {} refused: {}", hex(id_.value()),
+      spdlog::warn("transport: snapshot to member {} refused: {}", hex_id(id_.value()),
                    stopping_ ? "stopping" : "another transfer is in progress");
       t_.reporter_->snapshot_status(id_, false);
       return;
@@ -327,17 +357,17 @@ class PeerSender {
       // Full jitter in the upper half: [backoff/2, backoff].
       std::uniform_int_distribution<uint32_t> jitter(backoff_ms_ / 2, backoff_ms_);
       retry_at_ = Clock::now() + std::chrono::milliseconds(jitter(rng));
-      backoff_ms_ = std::min<uint64_t>(static_cast<uint64_t>(backoff_ms_) * 2,
-                                       t_.options_.backoff_max_ms);
+      backoff_ms_ =
+          std::min<uint64_t>(static_cast<uint64_t>(backoff_ms_) * 2, t_.options_.backoff_max_ms);
     }
     t_.counters_.dropped_peer_down += dropped;
     // Logged once per outage (the first failure); retries log at debug level.
     if (was_up && refused) {
-      spdlog::error("transport: member {} refused our messages: {}", hex(id_.value()), why);
+      spdlog::error("transport: member {} refused our messages: {}", hex_id(id_.value()), why);
     } else if (was_up) {
-      spdlog::warn("transport: member {} unreachable: {}", hex(id_.value()), why);
+      spdlog::warn("transport: member {} unreachable: {}", hex_id(id_.value()), why);
     } else {
-      spdlog::debug("transport: member {} still unreachable: {}", hex(id_.value()), why);
+      spdlog::debug("transport: member {} still unreachable: {}", hex_id(id_.value()), why);
     }
     t_.reporter_->unreachable(id_);
   }
@@ -403,7 +433,7 @@ class PeerSender {
       backoff_ms_ = t_.options_.backoff_initial_ms;
       if (had_failure_) {
         had_failure_ = false;
-        spdlog::info("transport: member {} reachable again", hex(id_.value()));
+        spdlog::info("transport: member {} reachable again", hex_id(id_.value()));
       }
     }
     (void)close_stream();
@@ -464,10 +494,11 @@ class PeerSender {
     if (s.is_ok()) {
       ++t_.counters_.snapshots_sent;
       spdlog::info("transport: sent snapshot at index {} ({} bytes) to member {}",
-                   m.snapshot->metadata.index.value(), m.snapshot->data.size(), hex(id_.value()));
+                   m.snapshot->metadata.index.value(), m.snapshot->data.size(),
+                   hex_id(id_.value()));
     } else {
       ++t_.counters_.snapshots_failed;
-      spdlog::warn("transport: snapshot to member {} failed: {}", hex(id_.value()), s.message());
+      spdlog::warn("transport: snapshot to member {} failed: {}", hex_id(id_.value()), s.message());
     }
     t_.reporter_->snapshot_status(id_, s.is_ok());
     std::lock_guard lk(mu_);
@@ -511,7 +542,8 @@ class PeerService final : public raftkvpb::Peer::Service {
  public:
   explicit PeerService(Transport& t) : t_(t) {}
 
-  grpc::Status Messages(grpc::ServerContext* ctx, grpc::ServerReader<raftkvpb::MessageBatch>* reader,
+  grpc::Status Messages(grpc::ServerContext* ctx,
+                        grpc::ServerReader<raftkvpb::MessageBatch>* reader,
                         raftkvpb::MessagesResponse* resp) override {
     Active active(*this, ctx);
     if (!active.admitted) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport stopped");
@@ -522,7 +554,8 @@ class PeerService final : public raftkvpb::Peer::Service {
       if (!s.is_ok()) return reject(s, ctx);
       const raft::NodeId from(batch.header().from());
       for (const raftkvpb::Message& pm : batch.messages()) {
-        Result<raft::Message> m = decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
+        Result<raft::Message> m =
+            decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
         if (!m) return reject(m.status(), ctx);
         if (m->type == raft::MessageType::kSnapshot) {
           return reject(Status::invalid_argument("snapshots must travel over SendSnapshot"), ctx);
@@ -615,8 +648,8 @@ class PeerService final : public raftkvpb::Peer::Service {
                           raftkvpb::SnapshotAck* ack) {
     raftkvpb::SnapshotChunk chunk;
     if (!reader->Read(&chunk)) return Status::corruption("snapshot stream ended before its header");
-    RAFTKV_RETURN_IF_ERROR(check_header(chunk.header(), t_.options_.cluster_id,
-                                        t_.options_.local_id));
+    RAFTKV_RETURN_IF_ERROR(
+        check_header(chunk.header(), t_.options_.cluster_id, t_.options_.local_id));
     const raft::NodeId from(chunk.header().from());
     Result<raft::Message> m =
         decode_message(chunk.message(), from, t_.options_.local_id, t_.options_.limits);
@@ -628,8 +661,7 @@ class PeerService final : public raftkvpb::Peer::Service {
       return Status::corruption("snapshot data must travel in chunks, not in the message");
     }
     const uint64_t total = chunk.total_bytes();
-    Result<std::unique_ptr<SnapshotWriter>> w =
-        t_.sink_->open(from, m->snapshot->metadata, total);
+    Result<std::unique_ptr<SnapshotWriter>> w = t_.sink_->open(from, m->snapshot->metadata, total);
     if (!w) return w.status();
     SnapshotWriter& writer = **w;
     uint64_t offset = 0;
@@ -707,7 +739,9 @@ Transport::Transport(TransportOptions options, TransportCallbacks callbacks,
   service_ = std::make_unique<PeerService>(*this);
 }
 
-Transport::~Transport() { stop(); }
+Transport::~Transport() {
+  stop();
+}
 
 void Transport::register_service(grpc::ServerBuilder& builder) {
   builder.RegisterService(service_.get());
@@ -715,14 +749,14 @@ void Transport::register_service(grpc::ServerBuilder& builder) {
 
 Status Transport::add_peer(raft::NodeId id, const std::string& url) {
   if (id == raft::kNoNode || id == options_.local_id) {
-    return Status::invalid_argument("cannot add member " + hex(id.value()) + " as a peer");
+    return Status::invalid_argument("cannot add member " + hex_id(id.value()) + " as a peer");
   }
   Result<std::string> target = grpc_target_from_url(url);
   if (!target) return target.status();
   std::lock_guard lk(mu_);
   if (stopped_) return Status::unavailable("transport stopped");
   if (peers_.count(id) != 0) {
-    return Status::already_exists("member " + hex(id.value()) + " is already a peer");
+    return Status::already_exists("member " + hex_id(id.value()) + " is already a peer");
   }
   peers_.emplace(id, std::make_unique<PeerSender>(*this, id, std::move(*target)));
   return Status::ok();
@@ -733,7 +767,8 @@ Status Transport::update_peer(raft::NodeId id, const std::string& url) {
   if (!target) return target.status();
   std::lock_guard lk(mu_);
   auto it = peers_.find(id);
-  if (it == peers_.end()) return Status::not_found("member " + hex(id.value()) + " is not a peer");
+  if (it == peers_.end())
+    return Status::not_found("member " + hex_id(id.value()) + " is not a peer");
   it->second->update_target(std::move(*target));
   return Status::ok();
 }

@@ -28,40 +28,40 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "base/status.h"
 #include "raft/types.h"
 #include "transport/codec.h"
 #include "transport/snapshot_sink.h"
 
+namespace grpc {
+class ServerBuilder;
+}  // namespace grpc
+
 namespace raftkv::transport {
 
 struct TransportOptions {
-  raft::NodeId local_id;       ///< This member's id (non-zero).
-  uint64_t cluster_id = 0;     ///< Batches from any other cluster are refused.
+  raft::NodeId local_id;    ///< This member's id (non-zero).
+  uint64_t cluster_id = 0;  ///< Batches from any other cluster are refused.
 
   // --- sending
-  uint64_t max_queue_messages = 4096;           ///< Per-peer queue bound (count).
-  uint64_t max_queue_bytes = 64ull << 20;       ///< Per-peer queue bound (approximate bytes).
+  uint64_t max_queue_messages = 4096;      ///< Per-peer queue bound (count).
+  uint64_t max_queue_bytes = 64ull << 20;  ///< Per-peer queue bound (approximate bytes).
   /// A batch stops growing once it holds this many bytes (a single larger
   /// message still goes alone). The receiving server's max receive message
   /// size must exceed the largest batch (see Transport::register_service).
   uint64_t max_batch_bytes = 1ull << 20;
-  uint64_t snapshot_chunk_bytes = 1ull << 20;   ///< Data bytes per SendSnapshot chunk.
-  uint32_t backoff_initial_ms = 100;            ///< First reconnection delay.
-  uint32_t backoff_max_ms = 3000;               ///< Reconnection delay cap.
-  uint32_t connect_timeout_ms = 2000;           ///< Give up a connection attempt after this.
+  uint64_t snapshot_chunk_bytes = 1ull << 20;  ///< Data bytes per SendSnapshot chunk.
+  uint32_t backoff_initial_ms = 100;           ///< First reconnection delay.
+  uint32_t backoff_max_ms = 3000;              ///< Reconnection delay cap.
+  uint32_t connect_timeout_ms = 2000;          ///< Give up a connection attempt after this.
 
   // --- receiving
   DecodeLimits limits;
@@ -73,15 +73,15 @@ struct TransportOptions {
 struct TransportStats {
   uint64_t messages_sent = 0;
   uint64_t batches_sent = 0;
-  uint64_t dropped_queue_full = 0;   ///< send() found the peer's queue full.
-  uint64_t dropped_peer_down = 0;    ///< Dropped because the peer was down or the write failed.
-  uint64_t dropped_unknown_peer = 0; ///< Addressed to a member never added.
+  uint64_t dropped_queue_full = 0;    ///< send() found the peer's queue full.
+  uint64_t dropped_peer_down = 0;     ///< Dropped because the peer was down or the write failed.
+  uint64_t dropped_unknown_peer = 0;  ///< Addressed to a member never added.
   uint64_t snapshots_sent = 0;
   uint64_t snapshots_failed = 0;
   uint64_t batches_received = 0;
   uint64_t messages_delivered = 0;
-  uint64_t inbound_dropped = 0;      ///< deliver() returned false (inbox full).
-  uint64_t inbound_rejected = 0;     ///< Streams refused: bad header or invalid message.
+  uint64_t inbound_dropped = 0;   ///< deliver() returned false (inbox full).
+  uint64_t inbound_rejected = 0;  ///< Streams refused: bad header or invalid message.
   uint64_t snapshots_received = 0;
   uint64_t snapshots_rejected = 0;
 };
@@ -95,8 +95,8 @@ using UnreachableFn = std::function<void(raft::NodeId peer)>;
 using SnapshotStatusFn = std::function<void(raft::NodeId peer, bool ok)>;
 
 struct TransportCallbacks {
-  DeliverFn deliver;              ///< Required.
-  UnreachableFn unreachable;      ///< Optional.
+  DeliverFn deliver;                 ///< Required.
+  UnreachableFn unreachable;         ///< Optional.
   SnapshotStatusFn snapshot_status;  ///< Optional.
 };
 

@@ -230,7 +230,9 @@ TEST(Concurrency, ReadersSeeWholeRevisionsWhileApplying) {
       ++reads;
     }
   });
-  for (int i = 0; i < 300; ++i) {
+  // At least 300 txns, and on until the reader has overlapped many of them
+  // (bounded, for a loaded machine).
+  for (int i = 0; i < 20000 && (i < 300 || reads.load() < 100); ++i) {
     raftkvpb::InternalRequest t;
     for (const char* k : {"a", "b"}) {
       auto* p = t.mutable_txn()->add_success()->mutable_request_put();

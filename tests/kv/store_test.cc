@@ -466,6 +466,38 @@ TEST_F(StoreTest, CompactionRules) {
   EXPECT_EQ(h_.store().index_key_count(), 2u);
 }
 
+TEST_F(StoreTest, HashKvCoversRevisionsUpToItsArgument) {
+  h_.put("a", "1");  // 2
+  h_.put("b", "1");  // 3
+  auto at3 = h_.store().hash_kv(3);
+  ASSERT_TRUE(at3.is_ok());
+  EXPECT_EQ(at3->compact_revision(), -1);
+  h_.put("a", "2");  // 4
+  EXPECT_EQ(h_.store().hash_kv(3)->hash(), at3->hash()) << "later writes do not change HashKV(3)";
+  EXPECT_NE(h_.store().hash_kv(4)->hash(), at3->hash());
+  EXPECT_EQ(h_.store().hash_kv(0)->header().revision(), 4);
+  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::future_rev());
+
+  // The same history elsewhere gives the same hash; one different value does not.
+  TempDir tmp;
+  Harness same(tmp.sub("same")), other(tmp.sub("other"));
+  for (Harness* x : {&same, &other}) {
+    x->put("a", "1");
+    x->put("b", "1");
+  }
+  same.put("a", "2");
+  other.put("a", "3");
+  EXPECT_EQ(same.hash(), h_.hash());
+  EXPECT_NE(other.hash(), h_.hash());
+  // Compaction: the hash reports the compaction point and does not depend on
+  // how far the physical removal has got.
+  h_.apply(compact_req(3));
+  same.apply(compact_req(3));
+  ASSERT_TRUE(same.store().wait_physical_compaction(3, std::chrono::seconds(30)));
+  EXPECT_EQ(h_.store().hash_kv(4)->compact_revision(), 3);
+  EXPECT_EQ(same.hash(), h_.hash());
+}
+
 TEST_F(StoreTest, EventsCarryKvAndPrevKvPerRevision) {
   ApplyResult all;
   h_.apply(put_req("k", "v1"), &all);

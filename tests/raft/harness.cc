@@ -112,7 +112,7 @@ bool Cluster::process_ready(uint64_t id, bool crash_before_persist) {
       }
       n.history.push_back("conf:" + cc->context);
     } else {
-      n.history.push_back(e.data);
+      n.history.push_back(record_payloads_ ? e.data : std::string());
     }
   }
   for (const ReadState& rs : rd.read_states) n.read_states.push_back(rs);
@@ -124,13 +124,24 @@ bool Cluster::link_up(NodeId from, NodeId to) const {
   return cut_.count({from.value(), to.value()}) == 0;
 }
 
+void Cluster::report_snapshot_outcome(const Message& m, bool delivered) {
+  if (m.type != MessageType::kSnapshot) return;
+  auto from = nodes_.find(m.from.value());
+  if (from != nodes_.end() && from->second.up) from->second.core->report_snapshot(m.to, delivered);
+}
+
+void Cluster::drop(const Message& m) { report_snapshot_outcome(m, false); }
+
 void Cluster::deliver(const Message& m) {
   auto it = nodes_.find(m.to.value());
-  if (it == nodes_.end() || !it->second.up) return;
-  if (!link_up(m.from, m.to)) return;
-  if (drop_ && drop_(m)) return;
+  if (it == nodes_.end() || !it->second.up || !link_up(m.from, m.to) || (drop_ && drop_(m))) {
+    drop(m);
+    return;
+  }
   Status s = it->second.core->step(m);
   if (!s.is_ok()) step_errors.push_back(s);
+  // Like a transport: the snapshot was handed over.
+  report_snapshot_outcome(m, true);
 }
 
 void Cluster::stabilize() {

@@ -63,8 +63,11 @@ class Cluster {
   /// messages leave and then the node crashes before persisting anything.
   bool process_ready(uint64_t id, bool crash_before_persist = false);
 
-  /// Steps `m` into its destination (dropped if down or filtered).
+  /// Steps `m` into its destination (dropped if down or filtered). Like a
+  /// transport, reports every snapshot message's outcome to its sender.
   void deliver(const Message& m);
+  /// Loses `m` (reporting a snapshot as failed to its sender).
+  void drop(const Message& m);
 
   /// Repeats: handle every Ready, deliver every queued message, until quiet.
   void stabilize();
@@ -102,15 +105,19 @@ class Cluster {
   Status propose(uint64_t id, std::string data);
 
   std::vector<Message>& network() { return net_; }
+  /// Benchmarks: record applied entries as empty strings (keeps memory flat).
+  void set_record_payloads(bool on) { record_payloads_ = on; }
   std::vector<Status> step_errors;
 
  private:
   void make_core(TestNode& n);
+  void report_snapshot_outcome(const Message& m, bool delivered);
   std::map<uint64_t, TestNode> nodes_;
   std::vector<Message> net_;
   std::function<bool(const Message&)> drop_;
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::function<void(Config&)> tweak_;
+  bool record_payloads_ = true;
 };
 
 /// Builds a single Core over `storage` with voters `voters` in its storage.

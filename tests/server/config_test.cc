@@ -17,6 +17,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -86,24 +87,39 @@ TEST(ConfigDefaults, NoFlagsGiveEtcdDefaultsOnLoopback) {
 }
 
 TEST(ConfigDefaults, NameDrivesDataDirAndInitialCluster) {
-  Result<ParsedFlags> r = parse({"--name", "n1", "--initial-advertise-peer-urls",
-                                 "http://10.0.0.1:2380"});
+  Result<ParsedFlags> r =
+      parse({"--name", "n1", "--initial-advertise-peer-urls", "http://10.0.0.1:2380"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_EQ(r->config.data_dir, "n1.raftkv");
   EXPECT_EQ(r->config.initial_cluster, "n1=http://10.0.0.1:2380");
 }
 
 TEST(ConfigFlags, EveryFlagIsParsed) {
-  Result<ParsedFlags> r = parse(
-      {"--name=n2", "--data-dir=/var/lib/x", "--listen-client-urls",
-       "http://127.0.0.1:3379,http://10.0.0.2:3379", "--advertise-client-urls",
-       "http://10.0.0.2:3379", "--listen-peer-urls", "http://0.0.0.0:3380",
-       "--initial-advertise-peer-urls", "HTTP://10.0.0.2:3380", "--initial-cluster",
-       "n1=http://10.0.0.1:3380, n2=http://10.0.0.2:3380,n3=http://10.0.0.3:3380",
-       "--initial-cluster-state=existing", "--initial-cluster-token=tok", "--heartbeat-interval=50",
-       "--election-timeout=600", "--snapshot-count=5000", "--max-snapshots=0", "--max-wals=9",
-       "--quota-backend-bytes=-1", "--max-request-bytes=2097152", "--max-txn-ops=64",
-       "--log-level=debug", "--pre-vote=false"});
+  Result<ParsedFlags> r =
+      parse({"--name=n2",
+             "--data-dir=/var/lib/x",
+             "--listen-client-urls",
+             "http://127.0.0.1:3379,http://10.0.0.2:3379",
+             "--advertise-client-urls",
+             "http://10.0.0.2:3379",
+             "--listen-peer-urls",
+             "http://0.0.0.0:3380",
+             "--initial-advertise-peer-urls",
+             "HTTP://10.0.0.2:3380",
+             "--initial-cluster",
+             "n1=http://10.0.0.1:3380, n2=http://10.0.0.2:3380,n3=http://10.0.0.3:3380",
+             "--initial-cluster-state=existing",
+             "--initial-cluster-token=tok",
+             "--heartbeat-interval=50",
+             "--election-timeout=600",
+             "--snapshot-count=5000",
+             "--max-snapshots=0",
+             "--max-wals=9",
+             "--quota-backend-bytes=-1",
+             "--max-request-bytes=2097152",
+             "--max-txn-ops=64",
+             "--log-level=debug",
+             "--pre-vote=false"});
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const Config& c = r->config;
   EXPECT_EQ(c.name, "n2");
@@ -159,7 +175,8 @@ TEST(ConfigFlags, UnknownFlagAndBadNumberAreRefused) {
 
 TEST(ConfigEnv, EnvironmentVariablesSetEveryKindOfFlag) {
   ScopedEnv name("RAFTKV_NAME", "envnode");
-  ScopedEnv cluster("RAFTKV_INITIAL_CLUSTER", "envnode=http://127.0.0.1:2380,b=http://127.0.0.2:2380");
+  ScopedEnv cluster("RAFTKV_INITIAL_CLUSTER",
+                    "envnode=http://127.0.0.1:2380,b=http://127.0.0.2:2380");
   ScopedEnv token("RAFTKV_INITIAL_CLUSTER_TOKEN", "envtok");
   ScopedEnv hb("RAFTKV_HEARTBEAT_INTERVAL", "200");
   ScopedEnv et("RAFTKV_ELECTION_TIMEOUT", "2000");
@@ -236,10 +253,10 @@ TEST(ConfigValidation, BadUrlsAreRefusedWithTheFlagName) {
 }
 
 TEST(ConfigValidation, HttpsIsRefusedUntilTlsLands) {
-  expect_error({"--listen-client-urls=https://127.0.0.1:2379",
-                "--advertise-client-urls=https://127.0.0.1:2379"},
-               {"--listen-client-urls https://127.0.0.1:2379", "https needs TLS",
-                "use an http:// URL"});
+  expect_error(
+      {"--listen-client-urls=https://127.0.0.1:2379",
+       "--advertise-client-urls=https://127.0.0.1:2379"},
+      {"--listen-client-urls https://127.0.0.1:2379", "https needs TLS", "use an http:// URL"});
 }
 
 TEST(ConfigValidation, DuplicateNamesAndUrlsInInitialCluster) {
@@ -255,8 +272,8 @@ TEST(ConfigValidation, ClusterStateLogLevelAndLimits) {
   expect_error({"--initial-cluster-state=old"},
                {"unexpected clusterState \"old\"", "\"new\" or \"existing\""});
   expect_error({"--log-level=verbose"}, {"--log-level \"verbose\"", "debug, info, warn"});
-  expect_error({"--max-request-bytes=10"}, {"--max-request-bytes 10 is out of range",
-                                            "between 1024 and 67108864"});
+  expect_error({"--max-request-bytes=10"},
+               {"--max-request-bytes 10 is out of range", "between 1024 and 67108864"});
   expect_error({"--max-request-bytes=100000000"}, {"is out of range"});
   expect_error({"--max-txn-ops=0"}, {"--max-txn-ops must be at least 1"});
   expect_error({"--initial-advertise-peer-urls=http://127.0.0.1:2380,http://127.0.0.2:2380"},
@@ -293,75 +310,103 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Starts a real etcd as member "m1" of a three-member cluster on free
-// loopback ports (the other two never start: etcd logs every member and the
-// cluster id at bootstrap, before it needs a quorum), reads the ids from its
-// log and compares them with ours for the same flags.
-TEST(ConfigIds, MatchARealEtcdBootstrappingTheSameCluster) {
-  const char* etcd = "/usr/bin/etcd";
-  if (::access(etcd, X_OK) != 0) GTEST_SKIP() << "etcd-server not installed";
-  const std::string url1 = "http://127.0.0.1:" + std::to_string(free_port());
-  const std::string url2 = "http://127.0.0.1:" + std::to_string(free_port());
-  const std::string url3 = "http://127.0.0.1:" + std::to_string(free_port());
-  const std::string client = "http://127.0.0.1:" + std::to_string(free_port());
-  const std::string cluster = "m1=" + url1 + ",m2=" + url2 + ",m3=" + url3;
-  const std::string token = "raftkv-id-test";
+// What a real etcd logged at bootstrap.
+struct EtcdIds {
+  std::string cluster_id;
+  std::string local_id;
+  std::map<std::string, std::string> member_ids;  // peer url -> id
+};
+
+// Starts etcd as member "m1" of `cluster` (peer URL `url1`, client URL
+// `client`), waits (bounded: 20 s) until it has logged every member, then
+// kills it. Returns nothing if etcd exited early (e.g. a port was taken).
+std::optional<EtcdIds> run_etcd(const std::string& url1, const std::string& client,
+                                const std::string& cluster, const std::string& token,
+                                size_t members) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("raftkv-etcd-ids-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string log_path = (dir / "etcd.log").string();
-
-  std::vector<std::string> args = {etcd, "--name=m1", "--data-dir=" + (dir / "data").string(),
+  std::vector<std::string> args = {"/usr/bin/etcd",
+                                   "--name=m1",
+                                   "--data-dir=" + (dir / "data").string(),
                                    "--listen-peer-urls=" + url1,
                                    "--initial-advertise-peer-urls=" + url1,
                                    "--listen-client-urls=" + client,
                                    "--advertise-client-urls=" + client,
                                    "--initial-cluster=" + cluster,
-                                   "--initial-cluster-token=" + token, "--logger=zap",
+                                   "--initial-cluster-token=" + token,
+                                   "--logger=zap",
                                    "--log-outputs=" + log_path};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;
-  ASSERT_EQ(::posix_spawn(&pid, etcd, nullptr, nullptr, argv.data(), environ), 0);
+  if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return {};
 
-  // Poll the log (bounded: 20 s) until all three members were added.
   const std::regex added(
       R"re("msg":"added member","cluster-id":"([0-9a-f]+)","local-member-id":"([0-9a-f]+)","added-peer-id":"([0-9a-f]+)","added-peer-peer-urls":\["([^"]+)"\])re");
-  std::map<std::string, std::string> etcd_ids;  // peer url -> id
-  std::string etcd_cluster, etcd_local;
+  EtcdIds ids;
+  bool exited = false;
+  int status = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (etcd_ids.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+  while (ids.member_ids.size() < members && !exited &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
     std::ifstream in(log_path);
     std::string line;
     while (std::getline(in, line)) {
       std::smatch m;
       if (std::regex_search(line, m, added)) {
-        etcd_cluster = m[1];
-        etcd_local = m[2];
-        etcd_ids[m[4]] = m[3];
+        ids.cluster_id = m[1];
+        ids.local_id = m[2];
+        ids.member_ids[m[4]] = m[3];
       }
     }
   }
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  std::filesystem::remove_all(dir);
-  ASSERT_EQ(etcd_ids.size(), 3u) << "etcd did not log its members in time";
-
-  const std::string cluster_flag = "--initial-cluster=" + cluster;
-  const std::string token_flag = "--initial-cluster-token=" + token;
-  const std::string adv_flag = "--initial-advertise-peer-urls=" + url1;
-  Result<ParsedFlags> r =
-      parse({"--name=m1", cluster_flag.c_str(), token_flag.c_str(), adv_flag.c_str()});
-  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-  for (const InitialMember& m : r->config.initial_members) {
-    EXPECT_EQ(format_id(m.id), etcd_ids[m.peer_url]) << m.name << " " << m.peer_url;
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
   }
-  EXPECT_EQ(format_id(r->config.member_id), etcd_local);
-  EXPECT_EQ(format_id(r->config.cluster_id), etcd_cluster);
+  std::filesystem::remove_all(dir);
+  if (ids.member_ids.size() < members) return {};
+  return ids;
+}
+
+// Starts a real etcd as member "m1" of a three-member cluster on free
+// loopback ports (the other two never start: etcd logs every member and the
+// cluster id at bootstrap, before it needs a quorum), reads the ids from its
+// log and compares them with ours for the same flags. A port taken between
+// choosing it and etcd binding it makes etcd exit: then try other ports.
+TEST(ConfigIds, MatchARealEtcdBootstrappingTheSameCluster) {
+  if (::access("/usr/bin/etcd", X_OK) != 0) GTEST_SKIP() << "etcd-server not installed";
+  const std::string token = "raftkv-id-test";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::string url1 = "http://127.0.0.1:" + std::to_string(free_port());
+    const std::string url2 = "http://127.0.0.1:" + std::to_string(free_port());
+    const std::string url3 = "http://127.0.0.1:" + std::to_string(free_port());
+    const std::string client = "http://127.0.0.1:" + std::to_string(free_port());
+    const std::string cluster = "m1=" + url1 + ",m2=" + url2 + ",m3=" + url3;
+    std::optional<EtcdIds> etcd = run_etcd(url1, client, cluster, token, 3);
+    if (!etcd) continue;
+
+    const std::string cluster_flag = "--initial-cluster=" + cluster;
+    const std::string token_flag = "--initial-cluster-token=" + token;
+    const std::string adv_flag = "--initial-advertise-peer-urls=" + url1;
+    Result<ParsedFlags> r =
+        parse({"--name=m1", cluster_flag.c_str(), token_flag.c_str(), adv_flag.c_str()});
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_EQ(r->config.initial_members.size(), 3u);
+    for (const InitialMember& m : r->config.initial_members) {
+      EXPECT_EQ(format_id(m.id), etcd->member_ids[m.peer_url]) << m.name << " " << m.peer_url;
+    }
+    EXPECT_EQ(format_id(r->config.member_id), etcd->local_id);
+    EXPECT_EQ(format_id(r->config.cluster_id), etcd->cluster_id);
+    return;
+  }
+  FAIL() << "etcd did not start and log its members in three attempts";
 }
 
 }  // namespace

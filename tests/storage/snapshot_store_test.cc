@@ -111,14 +111,14 @@ TEST(SnapshotStore, CrashMidWriteLeavesTheOldSnapshot) {
     Result<std::unique_ptr<SnapshotWriter>> w = store->begin(meta(20, 1));
     ASSERT_TRUE(w.is_ok());
     ASSERT_OK((*w)->append(std::string(5000, 'x')));
-    fs.crash(mode);  // Before finish().
-    w->release();    // The process died: its writer never runs again.
-    store = open_store(&fs);
-    Result<SnapshotChoice> c = store->choose(always);
+    fs.crash(mode);  // Before finish(). The old writer is never used again.
+    auto restarted = open_store(&fs);
+    Result<SnapshotChoice> c = restarted->choose(always);
     ASSERT_TRUE(c.is_ok()) << c.status().to_string();
     EXPECT_EQ(c->metadata->index, Index(10));
     Result<std::vector<std::string>> names = fs.list(kDir);
     EXPECT_EQ(names->size(), 1u) << "temp file left behind";
+    w->reset();
   }
 }
 

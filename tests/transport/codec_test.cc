@@ -195,11 +195,17 @@ TEST(CodecTest, RefusesInsaneSnapshotMetadata) {
          s.metadata.conf_state.learners = {NodeId(2)};
        }},
       {"voters not sorted",
-       [](raft::Snapshot& s) { s.metadata.conf_state.voters = {NodeId(2), NodeId(1)}; }},
+       [](raft::Snapshot& s) {
+         s.metadata.conf_state.voters = {NodeId(2), NodeId(1)};
+       }},
       {"voters not sorted or has duplicates",
-       [](raft::Snapshot& s) { s.metadata.conf_state.voters = {NodeId(2), NodeId(2)}; }},
+       [](raft::Snapshot& s) {
+         s.metadata.conf_state.voters = {NodeId(2), NodeId(2)};
+       }},
       {"voters contains member id 0",
-       [](raft::Snapshot& s) { s.metadata.conf_state.voters = {NodeId(0), NodeId(2)}; }},
+       [](raft::Snapshot& s) {
+         s.metadata.conf_state.voters = {NodeId(0), NodeId(2)};
+       }},
       {"both voter and learner",
        [](raft::Snapshot& s) { s.metadata.conf_state.learners = {NodeId(2)}; }},
       {"both outgoing voter and learner",
@@ -207,9 +213,7 @@ TEST(CodecTest, RefusesInsaneSnapshotMetadata) {
       {"is not an outgoing voter",
        [](raft::Snapshot& s) { s.metadata.conf_state.learners_next = {NodeId(5)}; }},
       {"learners_next member is an incoming voter",
-       [](raft::Snapshot& s) {
-         s.metadata.conf_state.learners_next = {NodeId(2)};
-       }},
+       [](raft::Snapshot& s) { s.metadata.conf_state.learners_next = {NodeId(2)}; }},
       {"outside a joint configuration",
        [](raft::Snapshot& s) {
          s.metadata.conf_state.voters_outgoing.clear();
@@ -268,7 +272,8 @@ TEST(CodecTest, MalformedBytesNeverCrashTheDecoder) {
       for (char& c : bytes) c = static_cast<char>(rng());
     } else {
       bytes = valid;
-      for (int k = 0; k < 3; ++k) bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
+      for (int k = 0; k < 3; ++k)
+        bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
     }
     raftkvpb::Message pb;
     if (!pb.ParseFromString(bytes)) continue;

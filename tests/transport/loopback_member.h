@@ -3,6 +3,8 @@
 // and a record of the unreachable and snapshot-status callbacks.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -54,7 +54,12 @@ void BM_AppendThroughput(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kPerIteration * payload));
   state.counters["batches"] = static_cast<double>(a.transport->stats().batches_sent);
 }
-BENCHMARK(BM_AppendThroughput)->Arg(16)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AppendThroughput)
+    ->Arg(16)
+    ->Arg(256)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_SnapshotStream(benchmark::State& state) {
   const size_t bytes = static_cast<size_t>(state.range(0)) << 20;

@@ -27,17 +27,23 @@ mkdir -p "$work/include"
 for layer in base raft storage; do
   ln -sfn "$src/src/$layer" "$work/include/$layer"
 done
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+flags=(-std=c++20 -O1 -gline-tables-only -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$work/include")
 objs=()
-for f in "$src"/src/storage/*.cc "$src/tests/storage/fuzz/wal_fuzz.cc"; do
+pids=()
+for f in "$src"/src/storage/{crc32c,posix_file_system,fault_file_system,wal_format,wal,snapshot_store}.cc \
+         "$src/tests/storage/fuzz/wal_fuzz.cc"; do
   o="$work/$(basename "$f" .cc).o"
   "$CXX_FUZZ" "${flags[@]}" -c "$f" -o "$o" &
   objs+=("$o")
+  pids+=($!)
   # At most two compilers at a time (the machine is shared).
-  if (( ${#objs[@]} % 2 == 0 )); then wait; fi
+  if (( ${#pids[@]} == 2 )); then
+    for p in "${pids[@]}"; do wait "$p"; done
+    pids=()
+  fi
 done
-wait
+for p in "${pids[@]}"; do wait "$p"; done
 "$CXX_FUZZ" "${flags[@]}" "${objs[@]}" -o "$work/wal_fuzz"
 
 # New inputs go to a scratch corpus; the committed seeds are only read.

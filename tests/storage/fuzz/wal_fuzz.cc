@@ -8,7 +8,9 @@
 //   - after a successful open every entry in [first_index, last_index]
 //     re-reads and re-validates;
 //   - recovery is idempotent: a second open sees the same log;
-//   - the recovered WAL accepts a new entry that survives a crash.
+//   - the recovered WAL accepts a new entry that survives a crash;
+//   - the snapshot reader over the same bytes never misbehaves, and a file
+//     that verifies also loads.
 // Built and run by run_fuzz.sh (see docs/storage.md, "Fuzzing").
 #include <cstddef>
 #include <cstdint>
@@ -69,6 +71,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)decode_snapshot_metadata(body);
 
   FaultFileSystem fs;
+  {
+    // The snapshot reader over the same bytes: verify() must reject or accept
+    // without misbehaving, and agree with a streaming read.
+    const std::string snap = join_path("/s", snapshot_file_name(raft::Index(1), raft::Term(1)));
+    if (!fs.put_file(snap, std::string(body)).is_ok()) return 0;
+    Result<std::unique_ptr<SnapshotStore>> store = SnapshotStore::open(&fs, "/s");
+    require(store.is_ok(), "snapshot store did not open");
+    const bool verified = (*store)->verify(snap).is_ok();
+    Result<raft::Snapshot> loaded = (*store)->load(snap);
+    require(!verified || loaded.is_ok(), "a verified snapshot failed to load");
+  }
   const std::string dir = "/w";
   if (!fs.put_file(join_path(dir, segment_file_name(0, raft::Index(1))), first).is_ok()) return 0;
   if (two && !fs.put_file(join_path(dir, segment_file_name(1, raft::Index(1))), second).is_ok()) {
