@@ -577,6 +577,13 @@ void Node::issue_reads(bool retry_inflight) {
 
 void Node::on_tick() {
   const auto now = Clock::now();
+  // The only voter need not wait an election timeout to lead (a fresh or
+  // restarted single-member cluster serves at once); nobody can be disrupted.
+  if (leader_.load() == 0 && core_->role() == raft::Role::kFollower &&
+      applied_conf_raft_.voters == std::vector<raft::NodeId>{raft::NodeId(member_id_)} &&
+      applied_conf_raft_.voters_outgoing.empty()) {
+    core_->campaign();
+  }
   // Proposals that found no leader: try again once one is known.
   while (!stalled_.empty() && leader_.load() != 0) {
     bool waiting;

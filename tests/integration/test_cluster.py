@@ -188,6 +188,38 @@ class ThreeNodeCluster(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             wait_count(lag, "after", 1)
 
+    def test_requests_fail_with_etcd_errors_without_quorum(self):
+        """With two of three members down a write and a linearizable read
+        fail within the request timeout (5 s + 2 x election timeout) with
+        etcd's Unavailable errors instead of hanging; a serializable read
+        still answers from local state."""
+        with h.Cluster("raftkv", 3, extra_args=FAST) as c:
+            r = h.etcdctl([c.nodes[0].endpoint], "put", "q", "1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_count(c.nodes[2], "q", 1)
+            c.nodes[0].kill()
+            c.nodes[1].kill()
+            alone = c.nodes[2]
+            # The raw gRPC stubs: etcdctl would retry Unavailable by itself.
+            import grpc
+            from etcd3 import etcdrpc
+            cl = etcd3.client(host="127.0.0.1", port=alone.client_port)
+            calls = [lambda: cl.kvstub.Put(etcdrpc.PutRequest(key=b"q", value=b"2"), timeout=30),
+                     lambda: cl.kvstub.Range(etcdrpc.RangeRequest(key=b"q"), timeout=30)]
+            for call in calls:
+                t0 = time.monotonic()
+                with self.assertRaises(grpc.RpcError) as err:
+                    call()
+                took = time.monotonic() - t0
+                self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertIn(err.exception.details(),
+                              ("etcdserver: request timed out", "etcdserver: no leader"))
+                self.assertLess(took, 5 + 2 * ELECTION_MS / 1000 + 2)
+            cl.close()
+            r = h.etcdctl([alone.endpoint], "get", "q", "--consistency", "s",
+                          "--print-value-only")
+            self.assertEqual((r.returncode, r.stdout.strip()), (0, "1"))
+
     def test_full_cluster_restart_recovers_every_write(self):
         """Every acknowledged write survives kill -9 of all members at once
         and a restart, through local snapshots and log replay."""
