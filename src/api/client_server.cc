@@ -88,33 +88,21 @@ class KvService final : public etcdserverpb::KV::CallbackService {
 
   ServerUnaryReactor* Put(CallbackServerContext* ctx, const etcdserverpb::PutRequest* req,
                           etcdserverpb::PutResponse* reply) override {
-    raftkvpb::InternalRequest ir;
-    *ir.mutable_put() = *req;
-    ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    propose_and_finish(node_, opts_, std::move(ir), reactor, reply,
-                       [](raftkvpb::InternalResponse& r) { return r.mutable_put(); });
-    return reactor;
+    return forward(ctx, *req, reply, &raftkvpb::InternalRequest::mutable_put,
+                   &raftkvpb::InternalResponse::mutable_put);
   }
 
   ServerUnaryReactor* DeleteRange(CallbackServerContext* ctx,
                                   const etcdserverpb::DeleteRangeRequest* req,
                                   etcdserverpb::DeleteRangeResponse* reply) override {
-    raftkvpb::InternalRequest ir;
-    *ir.mutable_delete_range() = *req;
-    ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    propose_and_finish(node_, opts_, std::move(ir), reactor, reply,
-                       [](raftkvpb::InternalResponse& r) { return r.mutable_delete_range(); });
-    return reactor;
+    return forward(ctx, *req, reply, &raftkvpb::InternalRequest::mutable_delete_range,
+                   &raftkvpb::InternalResponse::mutable_delete_range);
   }
 
   ServerUnaryReactor* Txn(CallbackServerContext* ctx, const etcdserverpb::TxnRequest* req,
                           etcdserverpb::TxnResponse* reply) override {
-    raftkvpb::InternalRequest ir;
-    *ir.mutable_txn() = *req;
-    ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    propose_and_finish(node_, opts_, std::move(ir), reactor, reply,
-                       [](raftkvpb::InternalResponse& r) { return r.mutable_txn(); });
-    return reactor;
+    return forward(ctx, *req, reply, &raftkvpb::InternalRequest::mutable_txn,
+                   &raftkvpb::InternalResponse::mutable_txn);
   }
 
   ServerUnaryReactor* Compact(CallbackServerContext* ctx,
@@ -155,6 +143,20 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   }
 
  private:
+  /// A write: wrap `req` in an InternalRequest through `wrap`, validate,
+  /// propose, and answer with the applied response's part `unwrap` selects.
+  template <typename Req, typename Resp>
+  ServerUnaryReactor* forward(CallbackServerContext* ctx, const Req& req, Resp* reply,
+                              Req* (raftkvpb::InternalRequest::*wrap)(),
+                              Resp* (raftkvpb::InternalResponse::*unwrap)()) {
+    raftkvpb::InternalRequest ir;
+    *(ir.*wrap)() = req;
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    propose_and_finish(node_, opts_, std::move(ir), reactor, reply,
+                       [unwrap](raftkvpb::InternalResponse& r) { return (r.*unwrap)(); });
+    return reactor;
+  }
+
   server::Node* node_;
   const kv::StoreOptions opts_;
 };
