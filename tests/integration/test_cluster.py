@@ -53,6 +53,16 @@ def wait_leader(nodes, timeout_s=15.0):
     raise AssertionError("no leader agreed on")
 
 
+def health(node):
+    """grpc.health.v1.Health/Check for the whole server: b"\\x08\\x01" is
+    SERVING, b"\\x08\\x02" NOT_SERVING (HealthCheckResponse.status)."""
+    import grpc
+    with grpc.insecure_channel(node.endpoint) as ch:
+        check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        return check(b"", timeout=3)
+
+
 def count_local(node, prefix):
     """Keys under `prefix` in `node`'s own store (serializable read)."""
     r = h.etcdctl([node.endpoint], "-w", "json", "get", prefix, "--prefix", "--keys-only",
@@ -197,9 +207,10 @@ class ThreeNodeCluster(unittest.TestCase):
             r = h.etcdctl([c.nodes[0].endpoint], "put", "q", "1")
             self.assertEqual(r.returncode, 0, r.stderr)
             wait_count(c.nodes[2], "q", 1)
+            alone = c.nodes[2]
+            self.assertEqual(health(alone), b"\x08\x01", "SERVING with a leader")
             c.nodes[0].kill()
             c.nodes[1].kill()
-            alone = c.nodes[2]
             # The raw gRPC stubs: etcdctl would retry Unavailable by itself.
             import grpc
             from etcd3 import etcdrpc
@@ -216,6 +227,7 @@ class ThreeNodeCluster(unittest.TestCase):
                               ("etcdserver: request timed out", "etcdserver: no leader"))
                 self.assertLess(took, 5 + 2 * ELECTION_MS / 1000 + 2)
             cl.close()
+            self.assertEqual(health(alone), b"\x08\x02", "NOT_SERVING without a leader")
             r = h.etcdctl([alone.endpoint], "get", "q", "--consistency", "s",
                           "--print-value-only")
             self.assertEqual((r.returncode, r.stdout.strip()), (0, "1"))
