@@ -202,7 +202,8 @@ class ThreeNodeCluster(unittest.TestCase):
         """With two of three members down a write and a linearizable read
         fail within the request timeout (5 s + 2 x election timeout) with
         etcd's Unavailable errors instead of hanging; a serializable read
-        still answers from local state."""
+        still answers from local state. The gRPC health service says SERVING
+        while a leader is known and NOT_SERVING once it is lost."""
         with h.Cluster("raftkv", 3, extra_args=FAST) as c:
             r = h.etcdctl([c.nodes[0].endpoint], "put", "q", "1")
             self.assertEqual(r.returncode, 0, r.stderr)
