@@ -107,6 +107,9 @@ class Index {
   /// Records a new change. REQUIRES: (r.main, r.sub) is newer than the key's latest.
   void append(std::string_view key, const KeyRev& r);
 
+  /// The retained change of `key` just before (main, sub), or nullptr.
+  const KeyRev* before(std::string_view key, int64_t main, uint32_t sub) const;
+
   /// True if the change (main, sub) of `key` is retained.
   bool contains(std::string_view key, int64_t main, uint32_t sub) const;
 

@@ -110,6 +110,13 @@ struct ApplyResult {
   std::vector<RevisionEvents> events;  ///< Ascending revision.
 };
 
+/// A page of history for a watcher that starts in the past.
+struct EventPage {
+  std::vector<RevisionEvents> revisions;  ///< Ascending; whole revisions only.
+  int64_t next_revision = 0;  ///< Ask again from here for more (revision()+1 = caught up).
+  int64_t revision = 0;       ///< Store revision the page was read at.
+};
+
 /// A consistent image of the store at one applied index, as a stream of
 /// framed, checksummed chunks (format in docs/kv.md). Holds a RocksDB
 /// snapshot: destroy it before the Store.
@@ -138,8 +145,7 @@ class Store {
   /// Builds a new store in `dir` (which must not exist or be empty) from a
   /// snapshot stream, validating every chunk, and opens it. A crash midway
   /// leaves a directory open() refuses; delete it and retry.
-  static Result<std::unique_ptr<Store>> restore(const std::string& dir,
-                                                const StoreOptions& options,
+  static Result<std::unique_ptr<Store>> restore(const std::string& dir, const StoreOptions& options,
                                                 const ChunkSource& source);
 
   ~Store();
@@ -166,6 +172,17 @@ class Store {
   /// etcd's HashKV: CRC-32C over every retained revision <= `revision`
   /// (0 = current). Equal on members that applied the same entries. Any thread.
   Result<etcdserverpb::HashKVResponse> hash_kv(int64_t revision) const;
+
+  /// The events of revisions [start_revision, revision()] on keys within
+  /// (key, range_end) (etcd's range forms), oldest first, as a watcher
+  /// starting at start_revision must receive them before live events. Stops
+  /// after the revision in which the page reaches `max_events` (a revision is
+  /// never split); page on from next_revision. prev_kv is filled when asked
+  /// and the previous change is retained. Compacted (etcd) when
+  /// start_revision < compact_revision(), including when a compaction passes
+  /// start_revision during the read. Any thread.
+  Result<EventPage> events_since(int64_t start_revision, std::string_view key,
+                                 std::string_view range_end, bool prev_kv, size_t max_events) const;
 
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;
@@ -233,8 +250,12 @@ class Store {
                             etcdserverpb::LeaseRevokeResponse* resp, ApplyResult* result);
   void put_key(TxnContext& t, std::string_view key, std::string_view value, int64_t lease);
   void delete_key(TxnContext& t, std::string_view key);
+  // Stages one change in the pending batch and the index, moving the key
+  // between leases (from old_lease to r.lease).
+  void record_change(std::string_view key, const KeyRev& r, const mvccpb::KeyValue& stored,
+                     int64_t old_lease);
   void finish_txn(TxnContext& t, ApplyResult* result);
-  Result<std::string> read_value(int64_t main, uint32_t sub) const;  // apply thread
+  Result<std::string> read_value(int64_t main, uint32_t sub) const;               // apply thread
   Result<mvccpb::KeyValue> read_kv(std::string_view key, const KeyRev& r) const;  // apply thread
   Result<etcdserverpb::RangeResponse> range_in_txn(const etcdserverpb::RangeRequest& req,
                                                    int64_t cur_rev) const;

@@ -33,11 +33,16 @@ Status check_txn(const TxnRequest& t, int64_t max_ops);
 
 Status check_op(const RequestOp& op, int64_t max_ops) {
   switch (op.request_case()) {
-    case RequestOp::kRequestRange: return check_range(op.request_range());
-    case RequestOp::kRequestPut: return check_put(op.request_put());
-    case RequestOp::kRequestDeleteRange: return check_delete(op.request_delete_range());
-    case RequestOp::kRequestTxn: return check_txn(op.request_txn(), max_ops);
-    case RequestOp::REQUEST_NOT_SET: break;
+    case RequestOp::kRequestRange:
+      return check_range(op.request_range());
+    case RequestOp::kRequestPut:
+      return check_put(op.request_put());
+    case RequestOp::kRequestDeleteRange:
+      return check_delete(op.request_delete_range());
+    case RequestOp::kRequestTxn:
+      return check_txn(op.request_txn(), max_ops);
+    case RequestOp::REQUEST_NOT_SET:
+      break;
   }
   return errors::key_not_found();  // etcd's answer to an empty op
 }
@@ -119,9 +124,12 @@ Status Store::validate(const raftkvpb::InternalRequest& request, const StoreOpti
     return errors::request_too_large();
   }
   switch (request.request_case()) {
-    case R::kRange: return check_range(request.range());
-    case R::kPut: return check_put(request.put());
-    case R::kDeleteRange: return check_delete(request.delete_range());
+    case R::kRange:
+      return check_range(request.range());
+    case R::kPut:
+      return check_put(request.put());
+    case R::kDeleteRange:
+      return check_delete(request.delete_range());
     case R::kTxn: {
       const auto& t = request.txn();
       RAFTKV_RETURN_IF_ERROR(check_txn(t, options.max_txn_ops));

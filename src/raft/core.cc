@@ -749,13 +749,10 @@ Status Core::propose_conf_change(const ConfChange& cc) {
 Status Core::propose_entries(std::vector<Entry> ents) {
   if (ents.empty()) return Status::invalid_argument("raft: empty proposal");
   if (role_ != Role::kLeader) {
-    if (leader_ == kNoNode) return Status::unavailable("raft: no leader; proposal dropped");
     Message m;
     m.type = MessageType::kPropose;
-    m.to = leader_;
     m.entries = std::move(ents);
-    send(std::move(m));
-    return Status::ok();
+    return forward_to_leader(std::move(m), "raft: no leader; proposal dropped");
   }
   if (tracker_.get(id_) == nullptr) {
     return Status::failed_precondition("raft: this node was removed from the configuration");
@@ -963,12 +960,9 @@ Status Core::transfer_leadership(NodeId target) {
     return Status::failed_precondition(
         "raft: not the leader; ask the leader to transfer, or ask for this node itself");
   }
-  if (leader_ == kNoNode) return Status::unavailable("raft: no leader to transfer from");
   Message m;
   m.type = MessageType::kTransferLeader;
-  m.to = leader_;
-  send(std::move(m));
-  return Status::ok();
+  return forward_to_leader(std::move(m), "raft: no leader to transfer from");
 }
 
 // ---------------------------------------------------------------------------
@@ -976,11 +970,15 @@ Status Core::transfer_leadership(NodeId target) {
 
 Status Core::read_index(std::string ctx) {
   if (role_ == Role::kLeader) return leader_read_index(id_, ctx);
-  if (leader_ == kNoNode) return Status::unavailable("raft: no leader; read dropped");
   Message m;
   m.type = MessageType::kReadIndex;
-  m.to = leader_;
   m.context = std::move(ctx);
+  return forward_to_leader(std::move(m), "raft: no leader; read dropped");
+}
+
+Status Core::forward_to_leader(Message m, const char* no_leader_message) {
+  if (leader_ == kNoNode) return Status::unavailable(no_leader_message);
+  m.to = leader_;
   send(std::move(m));
   return Status::ok();
 }
@@ -1226,8 +1224,10 @@ void Core::check_invariants() const {
     for (const auto& [id, pr] : tracker_.progress) {
       RAFTKV_CHECK_MSG(pr.match <= log_.last_index(), "raft: follower matched beyond our log");
     }
-    RAFTKV_CHECK(log_.term(log_.last_index()) == term_ || log_.last_index() == Index{0} ||
-                 log_.last_term() <= term_);
+    // The leader appended an entry of its term on election and only ever
+    // appends entries of its term.
+    RAFTKV_CHECK_MSG(log_.last_term() == term_, "raft: leader's last entry is not of its term");
+    RAFTKV_CHECK(log_.persisted_index() <= log_.last_index());
   } else {
     RAFTKV_CHECK(lead_transferee_ == kNoNode);
   }

@@ -292,6 +292,9 @@ class Core {
   void switch_to_config(TrackerState s);
   void step_down_after_removal();
 
+  /// Sends a request (proposal, read, transfer) to the known leader, or
+  /// returns Unavailable with `no_leader_message` if none is known.
+  Status forward_to_leader(Message m, const char* no_leader_message);
   void send(Message m);
   HardState hard_state() const { return HardState{term_, vote_, log_.committed()}; }
   SoftState soft_state() const { return SoftState{leader_, role_}; }

@@ -16,7 +16,7 @@
 //                          run at one rate).
 // A liveness phase then heals everything and requires a leader and a commit.
 //
-// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 1000, or 100
+// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 2000, or 50
 // in sanitizer builds. RAFT_PROPERTY_FIRST_SEED replays from a given seed.
 #include <gtest/gtest.h>
 
@@ -31,9 +31,9 @@ namespace raftkv::raft::testing {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr uint64_t kDefaultSeeds = 100;
+constexpr uint64_t kDefaultSeeds = 50;
 #else
-constexpr uint64_t kDefaultSeeds = 1000;
+constexpr uint64_t kDefaultSeeds = 2000;
 #endif
 
 uint64_t env_u64(const char* name, uint64_t dflt) {
@@ -159,7 +159,10 @@ class Checker {
 
  public:
   std::string stats() const {
-    return "terms with a leader " + std::to_string(leaders_.size()) + ", committed " +
+    size_t served = 0;
+    for (const auto& [id, k] : read_cursor_) served += k;
+    return "reads " + std::to_string(read_min_.size()) + " served " + std::to_string(served) +
+           ", terms with a leader " + std::to_string(leaders_.size()) + ", committed " +
            std::to_string(committed_.size()) + ", distinct entries " + std::to_string(entries_.size());
   }
 };
@@ -185,6 +188,7 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     cfg.max_size_per_msg_bytes = msg_bytes;
     cfg.max_inflight_bytes = 0;
     cfg.seed = seed;
+    cfg.heartbeat_ticks = 2;
     if (lease) cfg.read_only_option = ReadOnlyOption::kLeaseBased;
   });
   Checker checker(c);
@@ -204,17 +208,18 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     auto up = up_ids();
     uint64_t id = ids[pick(ids.size())];
     auto& net = c.network();
-    if (r < 100) {
+    if (r < 150) {
       c.tick_all();  // the common clock
-    } else if (r < 130) {
+    } else if (r < 170) {
       if (lease) {
         c.tick_all();
       } else {
         c.tick(id);  // clock skew
       }
-    } else if (r < 540) {
-      if (!net.empty()) {
-        size_t k = chance(700) ? 0 : pick(net.size());  // mostly in order, some reordering
+    } else if (r < 560) {
+      // A burst of deliveries: mostly in order, some reordered, dropped or duplicated.
+      for (uint64_t burst = 1 + pick(6); burst > 0 && !net.empty(); --burst) {
+        size_t k = chance(700) ? 0 : pick(net.size());
         Message m = net[k];
         if (!chance(dup_pm)) net.erase(net.begin() + static_cast<ptrdiff_t>(k));
         if (chance(drop_pm)) {
@@ -225,28 +230,35 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       }
     } else if (r < 830) {
       c.process_ready(id, /*crash_before_persist=*/chance(5));
-    } else if (r < 900) {
+    } else if (r < 890) {
       if (c.node(id).up) {
         Status s = c.core(id).propose("s" + std::to_string(seed) + "-" + std::to_string(proposals++));
         (void)s;  // refusals (no leader, transfer) are expected
       }
-    } else if (r < 915) {
+    } else if (r < 925) {
       if (c.node(id).up) {
         std::string ctx = "r" + std::to_string(reads++);
         checker.on_read(ctx);
         Status s = c.core(id).read_index(ctx);
         (void)s;
       }
-    } else if (r < 925) {
+    } else if (r < 935) {
       if (c.node(id).up && up.size() > 1) c.crash(id);
-    } else if (r < 950) {
+    } else if (r < 955) {
       if (!c.node(id).up) c.restart(id);
-    } else if (r < 960) {
-      std::set<uint64_t> a, b;
-      for (uint64_t x : ids) (chance(500) ? a : b).insert(x);
-      c.heal();
-      c.partition(a, b);
-    } else if (r < 980) {
+    } else if (r < 968) {
+      if (chance(500)) {
+        // A clean split into two sides.
+        std::set<uint64_t> a, b;
+        for (uint64_t x : ids) (chance(500) ? a : b).insert(x);
+        c.heal();
+        c.partition(a, b);
+      } else {
+        // One more broken link: partitions that are not transitive.
+        uint64_t x = ids[pick(ids.size())], y = ids[pick(ids.size())];
+        if (x != y) c.partition({x}, {y});
+      }
+    } else if (r < 975) {
       c.heal();
     } else if (r < 995) {
       if (c.node(id).up) c.compact(id);

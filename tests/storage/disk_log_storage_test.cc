@@ -125,7 +125,8 @@ TEST(DiskLogStorage, CompactDropsThePrefixAndReleasesSegments) {
   FaultFileSystem fs;
   {
     auto s = open_ok(&fs);
-    for (uint64_t b = 0; b < 20; ++b) ASSERT_OK(s->save(nullptr, make_entries(b * 10 + 1, b * 10 + 10, 1)));
+    for (uint64_t b = 0; b < 20; ++b)
+      ASSERT_OK(s->save(nullptr, make_entries(b * 10 + 1, b * 10 + 10, 1)));
     ASSERT_OK(s->snapshot_store().save(snap(150, 1)));
     const size_t before = fs.list(std::string(kDir) + "/wal")->size();
     ASSERT_OK(s->compact(Index(150)));
@@ -160,7 +161,8 @@ TEST(DiskLogStorage, SnapshotInAReadyIsPersistedWithItsMarker) {
   EXPECT_EQ(*s->term(Index(100)), Term(5));
   EXPECT_EQ(*s->snapshot(), snap(100, 5));
   EXPECT_EQ(s->initial_state()->first, hs);
-  EXPECT_EQ(s->initial_state()->second.voters, (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
+  EXPECT_EQ(s->initial_state()->second.voters,
+            (std::vector<NodeId>{NodeId(1), NodeId(2), NodeId(3)}));
 }
 
 // A crash after the snapshot file is durable but before the WAL marker: the

@@ -70,11 +70,13 @@ TEST(WalModel, RandomHistoriesWithCrashesRecoverExactlyTheAcknowledgedLog) {
       std::optional<SnapshotMarker> marker;
       Model next = m;
       if (op < 55 || m.terms.empty()) {  // Append at the tail.
-        for (uint64_t k = 0, n = pick(1, 6); k < n; ++k) entries.push_back(make_entry(m.last() + 1 + k, term, 60));
+        for (uint64_t k = 0, n = pick(1, 6); k < n; ++k)
+          entries.push_back(make_entry(m.last() + 1 + k, term, 60));
       } else if (op < 70) {  // A follower's conflicting suffix is replaced.
         ++term;
         const uint64_t from = pick(m.terms.begin()->first, m.last());
-        for (uint64_t k = 0, n = pick(1, 4); k < n; ++k) entries.push_back(make_entry(from + k, term, 60));
+        for (uint64_t k = 0, n = pick(1, 4); k < n; ++k)
+          entries.push_back(make_entry(from + k, term, 60));
         next.terms.erase(next.terms.lower_bound(from), next.terms.end());
       } else if (op < 85) {  // Compaction behind a snapshot.
         const uint64_t at = pick(m.base_index, m.last());
@@ -85,14 +87,16 @@ TEST(WalModel, RandomHistoriesWithCrashesRecoverExactlyTheAcknowledgedLog) {
         const uint64_t at = m.last() + pick(1, 5);
         marker = SnapshotMarker{Index(at), Term(term)};
         next.terms.clear();
-        for (uint64_t k = 0, n = pick(0, 3); k < n; ++k) entries.push_back(make_entry(at + 1 + k, term, 60));
+        for (uint64_t k = 0, n = pick(0, 3); k < n; ++k)
+          entries.push_back(make_entry(at + 1 + k, term, 60));
       }
       if (marker) {
         next.base_index = marker->index.value();
         next.base_term = marker->term.value();
       }
       for (const Entry& e : entries) next.terms[e.index.value()] = e.term.value();
-      HardState hs{Term(term), NodeId(pick(0, 3)), Index(std::min(next.last(), pick(0, next.last())))};
+      HardState hs{Term(term), NodeId(pick(0, 3)),
+                   Index(std::min(next.last(), pick(0, next.last())))};
       const bool with_hs = pick(0, 1) == 1;
       if (with_hs) next.hs = hs;
       const bool fail_sync = pick(0, 19) == 0;

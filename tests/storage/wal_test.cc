@@ -319,9 +319,9 @@ TEST(WalRecovery, UnfinishedLastWriteWithAMissingMiddleSectorIsTruncated) {
 // and what is recovered is a prefix of what was written.
 TEST(WalCrash, DroppingUnsyncedWritesNeverLosesAnAcknowledgedRecord) {
   for (int fail_after = 0; fail_after < 12; ++fail_after) {
-    for (auto mode : {FaultFileSystem::CrashMode::kDropUnsynced,
-                      FaultFileSystem::CrashMode::kKeepUnsyncedData,
-                      FaultFileSystem::CrashMode::kKeepUnsynced}) {
+    for (auto mode :
+         {FaultFileSystem::CrashMode::kDropUnsynced, FaultFileSystem::CrashMode::kKeepUnsyncedData,
+          FaultFileSystem::CrashMode::kKeepUnsynced}) {
       FaultFileSystem fs;
       uint64_t acked = 0;
       {
@@ -491,7 +491,8 @@ TEST(Wal, SegmentRolloverAndReleaseBelowTheSnapshot) {
   auto w = open_ok(&fs, small_segments(4096));
   EXPECT_EQ(w->hard_state(), hs);
   EXPECT_EQ(w->base(), (SnapshotMarker{Index(60), Term(4)}));
-  expect_log(w.get(), 61, 120, [](uint64_t) { return 4; }, 100);
+  expect_log(
+      w.get(), 61, 120, [](uint64_t) { return 4; }, 100);
   // Writing goes on in the last segment and rolls over again.
   ASSERT_OK(w->save(nullptr, make_entries(121, 160, 4, 100)));
   w.reset();
@@ -519,7 +520,8 @@ TEST(WalRecovery, AMissingMiddleSegmentIsCorruption) {
   std::vector<std::string> paths;
   {
     auto w = open_ok(&fs, small_segments(4096));
-    for (uint64_t b = 0; b < 10; ++b) ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
+    for (uint64_t b = 0; b < 10; ++b)
+      ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
     paths = w->segment_paths();
   }
   ASSERT_GE(paths.size(), 3u);
@@ -570,8 +572,8 @@ TEST(WalRecovery, UnsupportedFormatVersionIsRefused) {
 // A crash while cutting a new segment (file synced, directory not) loses the
 // unacknowledged batch only.
 TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
-  for (auto mode : {FaultFileSystem::CrashMode::kDropUnsynced,
-                    FaultFileSystem::CrashMode::kKeepUnsynced}) {
+  for (auto mode :
+       {FaultFileSystem::CrashMode::kDropUnsynced, FaultFileSystem::CrashMode::kKeepUnsynced}) {
     // First learn which save cuts the second segment.
     uint64_t acked = 0;
     {
@@ -587,7 +589,8 @@ TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
     {
       auto w = open_ok(&fresh, small_segments(4096));
       uint64_t b = 0;
-      for (; (b + 1) * 4 < acked; ++b) ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
+      for (; (b + 1) * 4 < acked; ++b)
+        ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
       ASSERT_EQ(w->segment_paths().size(), 1u);
       fresh.fail_syncs(FaultFileSystem::Failure::kIO, 1);  // File sync ok, dir sync fails.
       EXPECT_FALSE(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)).is_ok());
@@ -597,8 +600,10 @@ TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
     fresh.fail_syncs(FaultFileSystem::Failure::kNone);
     auto w = open_ok(&fresh, small_segments(4096));
     ASSERT_NE(w, nullptr);
-    EXPECT_EQ(w->last_index(), Index(mode == FaultFileSystem::CrashMode::kDropUnsynced ? acked : acked + 4));
-    ASSERT_OK(w->save(nullptr, make_entries(w->last_index().value() + 1, w->last_index().value() + 1, 1)));
+    EXPECT_EQ(w->last_index(),
+              Index(mode == FaultFileSystem::CrashMode::kDropUnsynced ? acked : acked + 4));
+    ASSERT_OK(w->save(nullptr,
+                      make_entries(w->last_index().value() + 1, w->last_index().value() + 1, 1)));
   }
 }
 
