@@ -201,7 +201,8 @@ class ThreeNodeCluster(unittest.TestCase):
             for i in range(450):
                 cl.put(f"s/{i:04d}", "x" * 100)
             cl.close()
-            lag.start(c.initial_cluster, "new", c.token)
+            # Restarted as etcd would be: state "existing" starts from its WAL.
+            lag.start(c.initial_cluster, "existing", c.token)
             wait_count(lag, "s/", 450)
             with open(lag.log_path) as f:
                 self.assertIn("installing snapshot from the leader", f.read())
