@@ -124,8 +124,8 @@ class SnapshotStream {
  public:
   virtual ~SnapshotStream() = default;
   virtual raft::Index applied_index() const = 0;
-  /// The next chunk, or std::nullopt after the last one. Chunks are at most
-  /// ~1 MiB.
+  /// The next chunk, or std::nullopt after the last one. A chunk holds about
+  /// 1 MiB of records (one large record may overshoot it).
   virtual Result<std::optional<std::string>> next_chunk() = 0;
 };
 
@@ -209,7 +209,8 @@ class Store {
   /// Number of keys with retained history (live or not yet compacted away).
   size_t index_key_count() const;
 
-  /// Granted leases and the keys currently attached to one. Any thread.
+  /// Granted leases and the keys currently attached to one. Any thread; while
+  /// apply() runs they may already show changes of the batch in progress.
   bool lease_exists(int64_t id) const;
   std::vector<std::string> lease_keys(int64_t id) const;
   std::vector<int64_t> leases() const;

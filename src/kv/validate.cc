@@ -82,7 +82,13 @@ Status check_intervals(const google::protobuf::RepeatedPtrField<RequestOp>& ops,
   for (const auto& op : ops) {
     if (!op.has_request_delete_range()) continue;
     const auto& d = op.request_delete_range();
-    if (!d.range_end().empty()) {
+    if (d.range_end() == std::string_view("\0", 1)) {
+      // "Every key >= key". etcd 3.4 takes "\0" literally here, so the
+      // interval is empty and a put of a deleted key slips through (etcd then
+      // panics applying an ignore_value put of it); we treat it as the range
+      // it means.
+      dels->push_back({d.key(), ""});
+    } else if (!d.range_end().empty()) {
       dels->push_back({d.key(), d.range_end()});
     } else {
       dels->push_back({d.key(), d.key() + std::string(1, '\0')});

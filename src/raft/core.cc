@@ -12,7 +12,9 @@ namespace {
 
 constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 
-bool is_vote_request(MessageType t) { return t == MessageType::kVote || t == MessageType::kPreVote; }
+bool is_vote_request(MessageType t) {
+  return t == MessageType::kVote || t == MessageType::kPreVote;
+}
 
 /// Messages that speak for this node's durable state leave only after the
 /// Ready they belong to was persisted: a vote request (the candidate's own
@@ -333,7 +335,7 @@ void Core::start_campaign(CampaignType t) {
 
 void Core::poll(NodeId from, bool granted) {
   tracker_.record_vote(from, granted);
-  switch (tracker_.tally(nullptr, nullptr)) {
+  switch (tracker_.tally()) {
     case quorum::VoteResult::kWon:
       if (role_ == Role::kPreCandidate) {
         start_campaign(CampaignType::kElection);
@@ -354,7 +356,8 @@ void Core::poll(NodeId from, bool granted) {
 // Step
 
 Status Core::validate_message(const Message& m) {
-  if (m.type > MessageType::kTransferLeader) return Status::invalid_argument("raft: unknown message type");
+  if (m.type > MessageType::kTransferLeader)
+    return Status::invalid_argument("raft: unknown message type");
   if (m.type == MessageType::kAppend) {
     Index expect = m.index + 1;
     for (const Entry& e : m.entries) {
@@ -425,10 +428,13 @@ Status Core::step(const Message& m) {
     return Status::ok();
   }
   switch (role_) {
-    case Role::kLeader: return step_leader(m);
+    case Role::kLeader:
+      return step_leader(m);
     case Role::kCandidate:
-    case Role::kPreCandidate: return step_candidate(m);
-    case Role::kFollower: return step_follower(m);
+    case Role::kPreCandidate:
+      return step_candidate(m);
+    case Role::kFollower:
+      return step_follower(m);
   }
   return Status::ok();
 }
@@ -577,7 +583,9 @@ bool Core::restore(const Snapshot& s) {
   if (md.index <= log_.committed()) return false;
   RAFTKV_CHECK_MSG(role_ == Role::kFollower, "raft: only a follower installs a snapshot");
   const ConfState& cs = md.conf_state;
-  auto in = [&](const std::vector<NodeId>& v) { return std::find(v.begin(), v.end(), id_) != v.end(); };
+  auto in = [&](const std::vector<NodeId>& v) {
+    return std::find(v.begin(), v.end(), id_) != v.end();
+  };
   if (!in(cs.voters) && !in(cs.learners) && !in(cs.voters_outgoing)) {
     return false;  // a snapshot for a configuration we are not part of
   }
@@ -900,12 +908,15 @@ void Core::on_commit_advanced() {
   }
 }
 
-bool Core::committed_in_current_term() const { return log_.term(log_.committed()) == term_; }
+bool Core::committed_in_current_term() const {
+  return log_.term(log_.committed()) == term_;
+}
 
 namespace {
 class LeaseIndexer : public quorum::AckedIndexer {
  public:
-  LeaseIndexer(const ProgressTracker& t, NodeId self, uint64_t now) : t_(t), self_(self), now_(now) {}
+  LeaseIndexer(const ProgressTracker& t, NodeId self, uint64_t now)
+      : t_(t), self_(self), now_(now) {}
   std::optional<Index> acked_index(NodeId id) const override {
     if (id == self_) return Index{now_ + 1};
     const Progress* pr = t_.get(id);
@@ -1013,7 +1024,8 @@ Status Core::start_read(NodeId from, const std::string& ctx) {
     respond_read(ReadOnly::Request{log_.committed(), from, ctx});
     return Status::ok();
   }
-  if (read_only_.full()) return Status::resource_exhausted("raft: too many pending reads; retry later");
+  if (read_only_.full())
+    return Status::resource_exhausted("raft: too many pending reads; retry later");
   const bool round_in_flight = read_only_.pending() > 0;
   if (!read_only_.add(log_.committed(), from, ctx)) {
     return Status::already_exists("raft: a read with this context is already pending");
@@ -1092,7 +1104,8 @@ void Core::step_down_after_removal() {
 }
 
 void Core::maybe_auto_leave_joint() {
-  if (role_ != Role::kLeader || !tracker_.config.auto_leave || !tracker_.config.voters.joint()) return;
+  if (role_ != Role::kLeader || !tracker_.config.auto_leave || !tracker_.config.voters.joint())
+    return;
   if (pending_conf_index_ > log_.applied()) return;
   if (lead_transferee_ != kNoNode) return;
   std::vector<Entry> ents(1);
@@ -1172,7 +1185,8 @@ void Core::advance(const Ready& rd) {
     Index last = rd.committed_entries.back().index;
     if (last > log_.applied()) log_.applied_to(last);
     const uint64_t applied_bytes = payload_bytes(rd.committed_entries);
-    uncommitted_bytes_ = applied_bytes >= uncommitted_bytes_ ? 0 : uncommitted_bytes_ - applied_bytes;
+    uncommitted_bytes_ =
+        applied_bytes >= uncommitted_bytes_ ? 0 : uncommitted_bytes_ - applied_bytes;
   }
   if (campaign_after_apply_ && role_ == Role::kFollower && !has_unapplied_conf_changes()) {
     campaign_after_apply_ = false;
@@ -1204,8 +1218,8 @@ NodeStatus Core::status() const {
   s.config = tracker_.conf_state();
   if (role_ == Role::kLeader) {
     for (const auto& [id, pr] : tracker_.progress) {
-      s.progress[id] = ProgressView{pr.match,       pr.next,       pr.state,
-                                    pr.recent_active, pr.is_learner, pr.inflights.count(),
+      s.progress[id] = ProgressView{pr.match,           pr.next,       pr.state,
+                                    pr.recent_active,   pr.is_learner, pr.inflights.count(),
                                     pr.pending_snapshot};
     }
   }

@@ -8,9 +8,12 @@ namespace raftkv::raft {
 
 const char* progress_state_name(ProgressState s) {
   switch (s) {
-    case ProgressState::kProbe: return "probe";
-    case ProgressState::kReplicate: return "replicate";
-    case ProgressState::kSnapshot: return "snapshot";
+    case ProgressState::kProbe:
+      return "probe";
+    case ProgressState::kReplicate:
+      return "replicate";
+    case ProgressState::kSnapshot:
+      return "snapshot";
   }
   return "unknown";
 }
@@ -85,9 +88,12 @@ bool Progress::maybe_decr_to(Index rejected, Index match_hint) {
 
 bool Progress::is_paused() const {
   switch (state) {
-    case ProgressState::kProbe: return probe_sent;
-    case ProgressState::kReplicate: return inflights.full();
-    case ProgressState::kSnapshot: return true;
+    case ProgressState::kProbe:
+      return probe_sent;
+    case ProgressState::kReplicate:
+      return inflights.full();
+    case ProgressState::kSnapshot:
+      return true;
   }
   return true;
 }
@@ -154,16 +160,8 @@ void ProgressTracker::record_vote(NodeId id, bool granted) {
   votes_.emplace(id, granted);
 }
 
-quorum::VoteResult ProgressTracker::tally(size_t* granted, size_t* rejected) const {
-  size_t g = 0, r = 0;
-  for (const auto& [id, pr] : progress) {
-    if (pr.is_learner) continue;
-    auto it = votes_.find(id);
-    if (it == votes_.end()) continue;
-    (it->second ? g : r)++;
-  }
-  if (granted) *granted = g;
-  if (rejected) *rejected = r;
+quorum::VoteResult ProgressTracker::tally() const {
+  // Only voters' answers count; the joint config ignores every other id.
   return config.voters.vote_result(votes_);
 }
 

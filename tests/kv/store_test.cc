@@ -744,6 +744,12 @@ TEST(StoreValidate, EtcdErrorTable) {
                    errors::duplicate_key()});
   cases.push_back({"put and delete of one key", txn({}, {op_put("a", "1"), op_del("a")}),
                    errors::duplicate_key()});
+  {
+    etcdserverpb::RequestOp keep = op_put("b", "");
+    keep.mutable_request_put()->set_ignore_value(true);
+    cases.push_back({"put of a key deleted by a range_end \\0 delete (etcd misses this)",
+                     txn({}, {op_del("a", std::string(1, '\0')), keep}), errors::duplicate_key()});
+  }
   cases.push_back({"two deletes are fine", txn({}, {op_del("a"), op_del("a", "b")}), Status::ok()});
   cases.push_back({"same key in success and failure is fine",
                    txn({}, {op_put("a", "1")}, {op_put("a", "2")}), Status::ok()});

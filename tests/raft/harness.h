@@ -26,9 +26,15 @@
 
 namespace raftkv::raft::testing {
 
-inline NodeId N(uint64_t v) { return NodeId{v}; }
-inline Index I(uint64_t v) { return Index{v}; }
-inline Term T(uint64_t v) { return Term{v}; }
+inline NodeId N(uint64_t v) {
+  return NodeId{v};
+}
+inline Index I(uint64_t v) {
+  return Index{v};
+}
+inline Term T(uint64_t v) {
+  return Term{v};
+}
 
 std::string encode_history(const std::vector<std::string>& h);
 std::vector<std::string> decode_history(const std::string& s);
@@ -120,7 +126,8 @@ class Cluster {
   bool record_payloads_ = true;
 };
 
-/// Builds a single Core over `storage` with voters `voters` in its storage.
+/// The Config every test node starts from: election 10 ticks, heartbeat 1
+/// tick, pre-vote and check-quorum on, a fixed seed.
 Config test_config(uint64_t id);
 
 }  // namespace raftkv::raft::testing

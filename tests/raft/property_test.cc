@@ -80,22 +80,27 @@ class Checker {
             return "log matching: two different entries at index " + std::to_string(i.value()) +
                    " term " + std::to_string(e.term.value());
           }
-          if (prev.is_ok() && it->second.prev_term != UINT64_MAX && it->second.prev_term != prev->value()) {
+          if (prev.is_ok() && it->second.prev_term != UINT64_MAX &&
+              it->second.prev_term != prev->value()) {
             return "log matching: different predecessors of index " + std::to_string(i.value());
           }
-          if (prev.is_ok() && it->second.prev_term == UINT64_MAX) it->second.prev_term = prev->value();
+          if (prev.is_ok() && it->second.prev_term == UINT64_MAX)
+            it->second.prev_term = prev->value();
         }
       }
       // Record commitment (index -> term, and the lowest term it was seen committed at).
-      for (Index i = std::max(log.first_index(), Index{committed_.size() + 1}); i <= log.committed(); ++i) {
+      for (Index i = std::max(log.first_index(), Index{committed_.size() + 1});
+           i <= log.committed(); ++i) {
         Result<Term> t = log.term_result(i);
         if (!t.is_ok()) break;
         committed_.push_back(Committed{t->value(), core.term().value()});
       }
-      for (Index i = log.first_index(); i <= log.committed() && i.value() <= committed_.size(); ++i) {
+      for (Index i = log.first_index(); i <= log.committed() && i.value() <= committed_.size();
+           ++i) {
         Committed& ce = committed_[i.value() - 1];
         if (log.term(i).value() != ce.term) {
-          return "committed entry " + std::to_string(i.value()) + " changed term on node " + std::to_string(id);
+          return "committed entry " + std::to_string(i.value()) + " changed term on node " +
+                 std::to_string(id);
         }
         ce.seen_at_term = std::min(ce.seen_at_term, core.term().value());
       }
@@ -106,7 +111,8 @@ class Checker {
           if (committed_[k].seen_at_term >= core.term().value() || i < log.first_index()) continue;
           if (i > log.last_index() || log.term(i).value() != committed_[k].term) {
             return "leader completeness: leader " + std::to_string(id) + " of term " +
-                   std::to_string(core.term().value()) + " lacks committed entry " + std::to_string(i.value());
+                   std::to_string(core.term().value()) + " lacks committed entry " +
+                   std::to_string(i.value());
           }
         }
       }
@@ -116,16 +122,17 @@ class Checker {
         auto it = read_min_.find(rs.request_ctx);
         if (it == read_min_.end()) return "read state for an unknown request " + rs.request_ctx;
         if (rs.index.value() < it->second) {
-          return "stale read: " + rs.request_ctx + " served at " + std::to_string(rs.index.value()) +
-                 " but index " + std::to_string(it->second) + " was committed before it began";
+          return "stale read: " + rs.request_ctx + " served at " +
+                 std::to_string(rs.index.value()) + " but index " + std::to_string(it->second) +
+                 " was committed before it began";
         }
       }
       // State machine safety.
       for (size_t k = 0; k < n.history.size(); ++k) {
         if (k < applied_.size()) {
           if (applied_[k] != n.history[k]) {
-            return "state machine safety: node " + std::to_string(id) + " applied a different entry at " +
-                   std::to_string(k + 1);
+            return "state machine safety: node " + std::to_string(id) +
+                   " applied a different entry at " + std::to_string(k + 1);
           }
         } else {
           applied_.push_back(n.history[k]);
@@ -138,7 +145,9 @@ class Checker {
  private:
   struct Key {
     uint64_t index, term;
-    bool operator<(const Key& o) const { return index != o.index ? index < o.index : term < o.term; }
+    bool operator<(const Key& o) const {
+      return index != o.index ? index < o.index : term < o.term;
+    }
   };
   struct Seen {
     std::string data;
@@ -163,7 +172,8 @@ class Checker {
     for (const auto& [id, k] : read_cursor_) served += k;
     return "reads " + std::to_string(read_min_.size()) + " served " + std::to_string(served) +
            ", terms with a leader " + std::to_string(leaders_.size()) + ", committed " +
-           std::to_string(committed_.size()) + ", distinct entries " + std::to_string(entries_.size());
+           std::to_string(committed_.size()) + ", distinct entries " +
+           std::to_string(entries_.size());
   }
 };
 
@@ -232,7 +242,8 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       c.process_ready(id, /*crash_before_persist=*/chance(5));
     } else if (r < 890) {
       if (c.node(id).up) {
-        Status s = c.core(id).propose("s" + std::to_string(seed) + "-" + std::to_string(proposals++));
+        Status s =
+            c.core(id).propose("s" + std::to_string(seed) + "-" + std::to_string(proposals++));
         (void)s;  // refusals (no leader, transfer) are expected
       }
     } else if (r < 925) {
@@ -302,20 +313,22 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       done = done && std::find(h.begin(), h.end(), last) != h.end();
     }
   }
-  if (std::getenv("RAFT_PROPERTY_STATS")) fprintf(stderr, "seed %lu: %s\n", seed, checker.stats().c_str());
+  if (std::getenv("RAFT_PROPERTY_STATS"))
+    fprintf(stderr, "seed %lu: %s\n", seed, checker.stats().c_str());
   if (!done) {
     std::ostringstream os;
     os << "liveness: final proposal not applied everywhere;";
     for (uint64_t id : ids) {
       NodeStatus st = c.core(id).status();
-      os << "\n  node " << id << " role " << int(st.soft_state.role) << " term " << st.hard_state.term.value()
-         << " commit " << st.hard_state.commit.value() << " applied " << st.applied.value() << " last " << st.last_index.value()
-         << " first " << c.core(id).log().first_index().value() << " history "
-         << c.node(id).history.size() << " storage-first " << c.storage(id).first_index().value();
+      os << "\n  node " << id << " role " << int(st.soft_state.role) << " term "
+         << st.hard_state.term.value() << " commit " << st.hard_state.commit.value() << " applied "
+         << st.applied.value() << " last " << st.last_index.value() << " first "
+         << c.core(id).log().first_index().value() << " history " << c.node(id).history.size()
+         << " storage-first " << c.storage(id).first_index().value();
       for (const auto& [pid, pv] : st.progress) {
-        os << "\n    peer " << pid.value() << " match " << pv.match.value() << " next " << pv.next.value()
-           << " state " << progress_state_name(pv.state) << " active " << pv.recent_active
-           << " pending_snap " << pv.pending_snapshot.value();
+        os << "\n    peer " << pid.value() << " match " << pv.match.value() << " next "
+           << pv.next.value() << " state " << progress_state_name(pv.state) << " active "
+           << pv.recent_active << " pending_snap " << pv.pending_snapshot.value();
       }
     }
     return os.str();
@@ -334,8 +347,12 @@ void run_many(size_t nodes) {
   }
 }
 
-TEST(Property, safety_invariants_hold_under_random_faults_3_nodes) { run_many(3); }
-TEST(Property, safety_invariants_hold_under_random_faults_5_nodes) { run_many(5); }
+TEST(Property, safety_invariants_hold_under_random_faults_3_nodes) {
+  run_many(3);
+}
+TEST(Property, safety_invariants_hold_under_random_faults_5_nodes) {
+  run_many(5);
+}
 
 }  // namespace
 }  // namespace raftkv::raft::testing

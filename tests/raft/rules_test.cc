@@ -8,7 +8,9 @@
 namespace raftkv::raft::testing {
 namespace {
 
-void no_prevote(Config& c) { c.pre_vote = false; }
+void no_prevote(Config& c) {
+  c.pre_vote = false;
+}
 
 Message msg(MessageType type, uint64_t from, uint64_t to, uint64_t term) {
   Message m;
@@ -33,10 +35,12 @@ std::vector<Message> of_type(const std::vector<Message>& ms, MessageType t) {
 
 /// Replaces node `id`'s durable state with `log` (terms for indexes 1..n) and
 /// hard state term `term`, then restarts it.
-void seed_log(Cluster& c, uint64_t id, std::vector<uint64_t> terms, uint64_t term, uint64_t commit = 0) {
+void seed_log(Cluster& c, uint64_t id, std::vector<uint64_t> terms, uint64_t term,
+              uint64_t commit = 0) {
   c.crash(id);
   std::vector<Entry> ents;
-  for (size_t i = 0; i < terms.size(); ++i) ents.push_back(E(terms[i], i + 1, "e" + std::to_string(i + 1)));
+  for (size_t i = 0; i < terms.size(); ++i)
+    ents.push_back(E(terms[i], i + 1, "e" + std::to_string(i + 1)));
   ASSERT_TRUE(c.storage(id).append(ents).is_ok());
   c.storage(id).set_hard_state(HardState{T(term), kNoNode, I(commit)});
   c.node(id).history.clear();
@@ -87,7 +91,8 @@ TEST(Election, candidate_votes_for_itself_and_requests_votes_after_persisting) {
   EXPECT_EQ(rd.hard_state->term, T(1));
   EXPECT_EQ(rd.hard_state->vote, N(1));
   EXPECT_TRUE(rd.must_sync);
-  EXPECT_TRUE(of_type(rd.messages, MessageType::kVote).empty()) << "vote requests must wait for fsync";
+  EXPECT_TRUE(of_type(rd.messages, MessageType::kVote).empty())
+      << "vote requests must wait for fsync";
   auto after = rd.messages_after_persist.release(Persisted::kHardStateEntriesAndSnapshotAreDurable);
   auto votes = of_type(after, MessageType::kVote);
   ASSERT_EQ(votes.size(), 2u);
@@ -994,7 +999,8 @@ TEST(Membership, invalid_change_is_rejected_on_apply_and_leaves_config_unchanged
   auto c = three_with_leader();
   for (uint64_t id : {1, 2, 3}) {
     ConfState before = c->core(id).tracker().conf_state();
-    EXPECT_EQ(c->core(id).apply_conf_change(ConfChange{}).status().code(), Code::kFailedPrecondition);
+    EXPECT_EQ(c->core(id).apply_conf_change(ConfChange{}).status().code(),
+              Code::kFailedPrecondition);
     auto remove_all = cc_of({{ConfChangeType::kRemoveNode, N(1)},
                              {ConfChangeType::kRemoveNode, N(2)},
                              {ConfChangeType::kRemoveNode, N(3)}});
@@ -1122,6 +1128,15 @@ TEST(ConfigValidation, messages_name_the_field_to_change) {
   EXPECT_FALSE(Core::create(cfg, &st).is_ok());
   cfg.applied = I(0);
   EXPECT_TRUE(Core::create(cfg, &st).is_ok());
+  // Recovered state that contradicts itself is refused, not trusted.
+  MemoryLogStorage bad(ConfState{{N(1)}});
+  bad.set_hard_state(HardState{T(1), kNoNode, I(7)});  // commit beyond an empty log
+  EXPECT_EQ(Core::create(cfg, &bad).status().code(), Code::kCorruption);
+  ConfState overlapping;
+  overlapping.voters = {N(1)};
+  overlapping.learners = {N(1)};
+  MemoryLogStorage bad_conf(overlapping);
+  EXPECT_EQ(Core::create(cfg, &bad_conf).status().code(), Code::kInvalidArgument);
 }
 
 TEST(StatusView, reports_role_commit_and_follower_progress) {
