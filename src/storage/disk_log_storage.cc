@@ -118,6 +118,18 @@ Status DiskLogStorage::save(const raft::HardState* hard_state, std::span<const E
   return Status::ok();
 }
 
+Status DiskLogStorage::add_snapshot(const raft::Snapshot& snapshot) {
+  if (!wal_->failure().is_ok()) return wal_->failure();
+  const raft::SnapshotMetadata& m = snapshot.metadata;
+  RAFTKV_CHECK_MSG(!snapshot.empty() && m.index <= last_index(), "add_snapshot past the log");
+  RAFTKV_RETURN_IF_ERROR(snapshots_->save(snapshot));
+  if (!snapshot_meta_ || snapshot_meta_->index <= m.index) {
+    snapshot_meta_ = m;
+    snapshot_path_ = join_path(snapshots_->dir(), snapshot_file_name(m.index, m.term));
+  }
+  return Status::ok();
+}
+
 Status DiskLogStorage::compact(Index index) {
   RAFTKV_CHECK_MSG(index <= last_index(), "compact past the end of the log");
   if (index < first_index()) return Status::ok();

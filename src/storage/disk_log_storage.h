@@ -54,6 +54,13 @@ class DiskLogStorage final : public raft::LogStorage {
   Status save(const raft::HardState* hard_state, std::span<const raft::Entry> entries,
               const raft::Snapshot* snapshot = nullptr);
 
+  /// Stores a snapshot of state the member applied itself (its own log covers
+  /// it) and makes it the one snapshot() returns, WITHOUT discarding any log
+  /// entry: the caller then compacts to an earlier index with compact(), so
+  /// slow followers can still catch up from the log (a catch-up margin).
+  /// REQUIRES: snapshot.metadata.index <= last_index() and the log holds it.
+  Status add_snapshot(const raft::Snapshot& snapshot);
+
   /// Discards the log up to and including `index` (a snapshot covering it
   /// must already be in the snapshot store). Segments wholly below are deleted.
   /// REQUIRES: index <= last_index(). No-op if index < first_index().

@@ -1,0 +1,52 @@
+// The client-facing gRPC server of a member: etcd's v3 services on
+// --listen-client-urls, mapped onto a server::Node (DESIGN.md "src/api/").
+//
+// Registered (gRPC callback API; handlers never block — they validate, then
+// propose or read, and finish from the node's callback):
+//   etcdserverpb.KV           Range, Put, DeleteRange, Txn, Compact
+//   etcdserverpb.Maintenance  Status
+//   etcdserverpb.Cluster      MemberList
+//   grpc.health.v1.Health     SERVING only while the member knows a leader
+// Every other method of those services, and every other etcd service,
+// answers UNIMPLEMENTED (gRPC's default).
+//
+// Errors carry etcd's gRPC code and exact message (to_grpc_status is the one
+// place raftkv::Code maps onto grpc::StatusCode). Every response header holds
+// cluster_id, member_id, revision and raft_term.
+#pragma once
+
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "base/status.h"
+#include "server/config.h"
+#include "server/node.h"
+
+namespace raftkv::api {
+
+/// The gRPC status a client gets for `st` (code mapped, message unchanged).
+grpc::Status to_grpc_status(const Status& st);
+
+class ClientServer {
+ public:
+  /// Builds and starts the server on every --listen-client-urls address.
+  /// The receive limit is --max-request-bytes plus 512 KiB (as etcd), so a
+  /// request somewhat too large still reaches validation and gets etcd's
+  /// "request is too large". Errors: kUnavailable (address in use), kInvalidArgument.
+  static Result<std::unique_ptr<ClientServer>> start(server::Node* node,
+                                                     const server::Config& cfg);
+  ~ClientServer();
+
+  /// Stops accepting calls and waits up to `grace_ms` for the calls in
+  /// flight (their proposals keep being applied meanwhile), then cancels the rest.
+  void shutdown(int grace_ms);
+
+ private:
+  ClientServer() = default;
+  struct Services;
+  std::unique_ptr<Services> services_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace raftkv::api

@@ -1,0 +1,1012 @@
+#include "server/node.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "base/check.h"
+#include "raft/conf_change.h"
+#include "raft/core.h"
+#include "storage/disk_log_storage.h"
+#include "storage/file_system.h"
+#include "server/snapshot_image.h"
+#include "transport/snapshot_sink.h"
+#include "transport/transport.h"
+
+namespace raftkv::server {
+
+namespace fsys = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Entries kept in the log behind a local snapshot, so a follower a little
+// behind catches up from the log instead of by snapshot (etcd keeps 5000).
+constexpr uint64_t kCatchUpEntries = 5000;
+// Readys handled per raft-loop round before looking at the inbox again.
+constexpr int kMaxReadysPerRound = 64;
+// How long the apply loop waits for readers to drop a replaced store.
+constexpr auto kStoreReleaseWait = 5s;
+
+constexpr const char* kMetaFile = "raftkv.meta";
+constexpr const char* kStorePointerFile = "kv.current";
+constexpr const char* kDefaultStoreDir = "kv";
+
+Status io_error(const std::string& what, const std::string& path) {
+  return Status::io_error(what + " " + path + ": " + std::strerror(errno));
+}
+
+// Writes `content` to `path` atomically and durably: temp file, fsync,
+// rename, fsync of the directory.
+Status write_file_atomic(const std::string& dir, const std::string& name,
+                         const std::string& content) {
+  const std::string path = dir + "/" + name;
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error("open", tmp);
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return io_error("write", tmp);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return io_error("fsync", tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return io_error("rename", tmp);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return io_error("open", dir);
+  const int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return io_error("fsync", dir);
+  return Status::ok();
+}
+
+std::optional<std::string> read_small_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// raftkv.meta: "raftkv-meta 1\ncluster_id <hex>\nmember_id <hex>\n".
+std::string encode_meta(uint64_t cluster_id, uint64_t member_id) {
+  return "raftkv-meta 1\ncluster_id " + format_id(cluster_id) + "\nmember_id " +
+         format_id(member_id) + "\n";
+}
+
+Result<std::pair<uint64_t, uint64_t>> decode_meta(const std::string& s) {
+  std::istringstream in(s);
+  std::string magic, version, k1, v1, k2, v2;
+  in >> magic >> version >> k1 >> v1 >> k2 >> v2;
+  if (magic != "raftkv-meta" || version != "1" || k1 != "cluster_id" || k2 != "member_id") {
+    return Status::corruption(std::string(kMetaFile) + ": unrecognized content");
+  }
+  uint64_t cluster = 0, member = 0;
+  auto parse = [](const std::string& t, uint64_t* out) {
+    auto r = std::from_chars(t.data(), t.data() + t.size(), *out, 16);
+    return r.ec == std::errc() && r.ptr == t.data() + t.size();
+  };
+  if (!parse(v1, &cluster) || !parse(v2, &member) || member == 0) {
+    return Status::corruption(std::string(kMetaFile) + ": bad id");
+  }
+  return std::pair<uint64_t, uint64_t>(cluster, member);
+}
+
+kv::StoreOptions store_options(const Config& c) {
+  kv::StoreOptions o;
+  const uint64_t quota = c.quota_backend_bytes_effective();
+  o.quota_backend_bytes = quota == 0 ? UINT64_MAX : quota;
+  o.max_request_bytes = c.max_request_bytes;
+  o.max_txn_ops = static_cast<int>(c.max_txn_ops);
+  return o;
+}
+
+Status no_leader() { return Status::unavailable("etcdserver: no leader"); }
+Status timed_out() { return Status::unavailable("etcdserver: request timed out"); }
+Status stopped() { return Status::unavailable("etcdserver: server stopped"); }
+Status too_many_requests() {
+  return Status::resource_exhausted("etcdserver: too many requests");
+}
+
+// Maps a refusal of Core::propose / read_index onto the error etcd gives.
+Status map_core_error(const Status& st) {
+  switch (st.code()) {
+    case Code::kUnavailable: return no_leader();
+    case Code::kAborted: return Status::unavailable("etcdserver: leader changed");
+    case Code::kInvalidArgument: return Status::invalid_argument("etcdserver: request is too large");
+    case Code::kResourceExhausted: return too_many_requests();
+    case Code::kFailedPrecondition: return stopped();
+    default: return Status::unavailable(st.message());
+  }
+}
+
+bool is_publish(const raft::Entry& e) {
+  return e.type == raft::EntryType::kNormal && !e.data.empty() && e.data[0] == '\0';
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Start and recovery
+
+Node::Node(const Config& cfg)
+    : cfg_(cfg),
+      request_timeout_(5000 + 2 * cfg.election_timeout_ms) {}
+
+Node::~Node() { stop(); }
+
+Result<std::unique_ptr<Node>> Node::start(const Config& cfg) {
+  std::unique_ptr<Node> n(new Node(cfg));
+  RAFTKV_RETURN_IF_ERROR(n->open());
+  RAFTKV_RETURN_IF_ERROR(n->start_network());
+  n->start_threads();
+  return n;
+}
+
+Status Node::open() {
+  const std::string& dir = cfg_.data_dir;
+  std::error_code ec;
+  fsys::create_directories(dir, ec);
+  if (ec) return Status::io_error("cannot create data directory " + dir + ": " + ec.message());
+
+  fs_ = storage::make_posix_file_system();
+  storage::DiskLogStorageOptions lo;
+  lo.snapshots.retain = std::max<uint32_t>(1, cfg_.max_snapshots);
+  Result<std::unique_ptr<storage::DiskLogStorage>> log =
+      storage::DiskLogStorage::open(fs_.get(), dir, lo);
+  if (!log) return log.status();
+  log_ = std::move(*log);
+  const bool log_empty = log_->last_index() == raft::Index{} && !log_->snapshot_metadata();
+
+  // Identity: from raftkv.meta once bootstrapped, else from the flags.
+  std::optional<std::string> meta = read_small_file(dir + "/" + kMetaFile);
+  if (meta) {
+    Result<std::pair<uint64_t, uint64_t>> ids = decode_meta(*meta);
+    if (!ids) return ids.status();
+    cluster_id_ = ids->first;
+    member_id_ = ids->second;
+    if (member_id_ != cfg_.member_id && cfg_.member_id != 0) {
+      spdlog::warn("member id {} in {} differs from the one the flags give ({}); keeping the "
+                   "stored identity",
+                   format_id(member_id_), kMetaFile, format_id(cfg_.member_id));
+    }
+  } else {
+    if (!log_empty) {
+      return Status::failed_precondition(dir + " holds a log but no " + kMetaFile +
+                                         ": not a raftkv data directory this version wrote");
+    }
+    if (cfg_.initial_cluster_state == ClusterState::kExisting) {
+      return Status::failed_precondition(
+          "--initial-cluster-state existing needs a data directory that already holds this "
+          "member's log (" + dir + " is empty); joining a running cluster by member add is not "
+          "supported yet: bootstrap with --initial-cluster-state new");
+    }
+    cluster_id_ = cfg_.cluster_id;
+    member_id_ = cfg_.member_id;
+    RAFTKV_RETURN_IF_ERROR(write_file_atomic(dir, kMetaFile, encode_meta(cluster_id_, member_id_)));
+  }
+  if (log_empty) {
+    if (cfg_.initial_cluster_state == ClusterState::kExisting) {
+      return Status::failed_precondition("--initial-cluster-state existing, but " + dir +
+                                         " holds no log to start from");
+    }
+    RAFTKV_RETURN_IF_ERROR(bootstrap_new_cluster());
+  }
+
+  // The store, in the directory kv.current names; leftovers of an interrupted
+  // snapshot install are removed.
+  store_dir_name_ = read_small_file(dir + "/" + kStorePointerFile).value_or(kDefaultStoreDir);
+  if (store_dir_name_.empty() || store_dir_name_.find('/') != std::string::npos) {
+    return Status::corruption(std::string(kStorePointerFile) + " names no store directory");
+  }
+  for (const auto& de : fsys::directory_iterator(dir, ec)) {
+    const std::string name = de.path().filename().string();
+    if (de.is_directory() && name.rfind("kv", 0) == 0 && name != store_dir_name_) {
+      fsys::remove_all(de.path(), ec);
+    }
+  }
+  Result<std::unique_ptr<kv::Store>> store = kv::Store::open(dir + "/" + store_dir_name_,
+                                                             store_options(cfg_));
+  if (!store) return store.status();
+  store_ = std::move(*store);
+
+  Result<std::pair<raft::HardState, raft::ConfState>> init = log_->initial_state();
+  if (!init) return init.status();
+  hard_state_ = init->first;
+  persisted_commit_ = hard_state_.commit;
+  applied_conf_ = init->second;
+  applied_conf_raft_ = init->second;
+  term_ = hard_state_.term.value();
+  commit_index_ = hard_state_.commit.value();
+  last_index_ = log_->last_index().value();
+
+  raft::Index snap_index;
+  if (log_->snapshot_metadata()) {
+    snap_index = log_->snapshot_metadata()->index;
+    applied_term_ = log_->snapshot_metadata()->term;
+    RAFTKV_RETURN_IF_ERROR(recover_store_from_snapshot());
+  }
+  applied_index_ = snap_index;
+  last_snapshot_index_ = snap_index;
+
+  raft::Config rc;
+  rc.id = raft::NodeId(member_id_);
+  rc.election_ticks = static_cast<int>(cfg_.election_ticks());
+  rc.heartbeat_ticks = 1;
+  rc.pre_vote = cfg_.pre_vote;
+  rc.check_quorum = true;
+  // Room for the request header around the largest request.
+  rc.max_proposal_bytes = cfg_.max_request_bytes + 4096;
+  rc.seed = member_id_ ^ static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  // Every entry after the snapshot comes out again (see node.h, "Restart").
+  rc.applied = snap_index;
+  Result<std::unique_ptr<raft::Core>> core = raft::Core::create(rc, log_.get());
+  if (!core) return core.status();
+  core_ = std::move(*core);
+  spdlog::info("raftkv member starting: name={} member_id={} cluster_id={} data_dir={} "
+               "term={} commit={} snapshot_index={} store_applied={}",
+               cfg_.name, format_id(member_id_), format_id(cluster_id_), dir,
+               hard_state_.term.value(), hard_state_.commit.value(), snap_index.value(),
+               store_->applied_index().value());
+  return Status::ok();
+}
+
+Status Node::bootstrap_new_cluster() {
+  // Every member of a new cluster writes the same entries at term 1: one
+  // kAddNode conf change per initial member, in ascending id order, with the
+  // member's name and peer URLs as context. The entries are committed from
+  // the start (hard state commit = n), like etcd's bootstrap.
+  std::map<uint64_t, MemberRecord> initial;
+  for (const InitialMember& m : cfg_.initial_members) {
+    MemberRecord& r = initial[m.id];
+    r.id = m.id;
+    r.name = m.name;
+    r.peer_urls.push_back(m.peer_url);
+  }
+  std::vector<raft::Entry> entries;
+  for (auto& [id, r] : initial) {
+    std::sort(r.peer_urls.begin(), r.peer_urls.end());
+    raft::ConfChange cc;
+    cc.changes.push_back({raft::ConfChangeType::kAddNode, raft::NodeId(id)});
+    cc.context = encode_member(r);
+    raft::Entry e;
+    e.term = raft::Term(1);
+    e.index = raft::Index(entries.size() + 1);
+    e.type = raft::EntryType::kConfChange;
+    e.data = raft::encode_conf_change(cc);
+    entries.push_back(std::move(e));
+  }
+  if (initial.find(cfg_.member_id) == initial.end()) {
+    return Status::invalid_argument("this member (" + cfg_.name +
+                                    ") is not in --initial-cluster");
+  }
+  raft::HardState hs{raft::Term(1), raft::kNoNode, raft::Index(entries.size())};
+  spdlog::info("bootstrapping a new cluster: members={} cluster_id={}", entries.size(),
+               format_id(cfg_.cluster_id));
+  return log_->save(&hs, entries);
+}
+
+Status Node::recover_store_from_snapshot() {
+  Result<raft::Snapshot> snap = log_->snapshot();
+  if (!snap) return snap.status();
+  Result<SnapshotImage> img = SnapshotImage::parse(snap->data);
+  if (!img) return img.status();
+  members_ = img->members();
+  if (store_->applied_index() < snap->metadata.index) {
+    // The WAL holds a snapshot the store never finished installing (a crash
+    // during install): install it now, before any entry after it is applied.
+    spdlog::info("store applied index {} is behind snapshot {}: restoring the store from it",
+                 store_->applied_index().value(), snap->metadata.index.value());
+    RAFTKV_RETURN_IF_ERROR(swap_store_from_image(snap->data));
+  }
+  return Status::ok();
+}
+
+Status Node::start_network() {
+  transport::TransportOptions to;
+  to.local_id = raft::NodeId(member_id_);
+  to.cluster_id = cluster_id_;
+  transport::TransportCallbacks cb;
+  cb.deliver = [this](raft::Message&& m) {
+    std::lock_guard lk(inbox_mu_);
+    if (stopping_ || peer_inbox_.size() >= limits_.max_peer_inbox) return false;
+    peer_inbox_.push_back(std::move(m));
+    inbox_cv_.notify_one();
+    return true;
+  };
+  cb.unreachable = [this](raft::NodeId id) {
+    std::lock_guard lk(inbox_mu_);
+    if (unreachable_.size() < 1024) unreachable_.push_back(id);
+  };
+  cb.snapshot_status = [this](raft::NodeId id, bool ok) {
+    std::lock_guard lk(inbox_mu_);
+    if (snapshot_reports_.size() < 1024) snapshot_reports_.emplace_back(id, ok);
+    inbox_cv_.notify_one();
+  };
+  const uint64_t quota = cfg_.quota_backend_bytes_effective();
+  auto sink = std::make_shared<transport::MemorySnapshotSink>(
+      (quota == 0 ? (8ull << 30) : quota * 2) + (64ull << 20));
+  transport_ = std::make_unique<transport::Transport>(to, std::move(cb), std::move(sink));
+
+  grpc::ServerBuilder b;
+  std::vector<int> ports(cfg_.listen_peer_urls.size(), 0);
+  for (size_t i = 0; i < cfg_.listen_peer_urls.size(); ++i) {
+    Result<std::string> target = transport::grpc_target_from_url(cfg_.listen_peer_urls[i]);
+    if (!target) return target.status();
+    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), &ports[i]);
+  }
+  // A batch is ~1 MiB, but a single entry may be as large as a request.
+  b.SetMaxReceiveMessageSize(static_cast<int>(2 * kMaxRequestBytes + (16 << 20)));
+  transport_->register_service(b);
+  peer_server_ = b.BuildAndStart();
+  if (!peer_server_ || std::any_of(ports.begin(), ports.end(), [](int p) { return p == 0; })) {
+    return Status::unavailable("cannot listen for peers on " + cfg_.listen_peer_urls[0] +
+                               " (address in use?)");
+  }
+  std::lock_guard lk(members_mu_);
+  if (cfg_.initial_cluster_state == ClusterState::kNew) {
+    for (const InitialMember& m : cfg_.initial_members) {
+      if (m.id != member_id_ && members_.find(m.id) == members_.end()) {
+        (void)transport_->add_peer(raft::NodeId(m.id), m.peer_url);
+      }
+    }
+  }
+  for (const auto& [id, m] : members_) add_peer_locked_table(m);
+  return Status::ok();
+}
+
+void Node::add_peer_locked_table(const MemberRecord& m) {
+  if (m.id == member_id_ || m.peer_urls.empty()) return;
+  Status st = transport_->add_peer(raft::NodeId(m.id), m.peer_urls.front());
+  if (st.code() == Code::kAlreadyExists) {
+    (void)transport_->update_peer(raft::NodeId(m.id), m.peer_urls.front());
+  }
+}
+
+void Node::start_threads() {
+  raft_thread_ = std::thread([this] { raft_loop(); });
+  apply_thread_ = std::thread([this] { apply_loop(); });
+}
+
+// ---------------------------------------------------------------------------
+// Client-facing calls
+
+void Node::propose(raftkvpb::InternalRequest req, ProposeCallback done) {
+  const uint64_t id = next_request_id_.fetch_add(1);
+  req.mutable_header()->set_id(id);
+  req.mutable_header()->set_member_id(member_id_);
+  std::string data = req.SerializeAsString();
+  {
+    std::lock_guard lk(wait_mu_);
+    if (waiters_.size() >= limits_.max_waiting_proposals) {
+      done(too_many_requests(), {});
+      return;
+    }
+    waiters_[id] = Waiter{std::move(done), Clock::now() + request_timeout_};
+  }
+  std::unique_lock lk(inbox_mu_);
+  if (stopping_) {
+    lk.unlock();
+    finish_proposal(id, stopped(), {});
+    return;
+  }
+  proposals_.push_back(Proposal{id, std::move(data)});
+  inbox_cv_.notify_one();
+}
+
+void Node::read_barrier(ReadCallback done) {
+  if (waiting_reads_.fetch_add(1) >= limits_.max_waiting_reads) {
+    waiting_reads_.fetch_sub(1);
+    done(too_many_requests());
+    return;
+  }
+  ReadWaiter w{[this, d = std::move(done)](Status st) {
+                 waiting_reads_.fetch_sub(1);
+                 d(std::move(st));
+               },
+               Clock::now() + request_timeout_};
+  std::unique_lock lk(inbox_mu_);
+  if (stopping_) {
+    lk.unlock();
+    w.done(stopped());
+    return;
+  }
+  new_reads_.push_back(std::move(w));
+  inbox_cv_.notify_one();
+}
+
+std::shared_ptr<kv::Store> Node::store() const {
+  std::lock_guard lk(store_mu_);
+  return store_;
+}
+
+NodeStatusView Node::status() const {
+  NodeStatusView v;
+  v.leader = leader_.load();
+  v.term = term_.load();
+  v.last_index = last_index_.load();
+  v.commit_index = commit_index_.load();
+  v.applied_index = store()->applied_index().value();
+  return v;
+}
+
+MemberTable Node::members() const {
+  std::lock_guard lk(members_mu_);
+  return members_;
+}
+
+void Node::set_leader_listener(std::function<void(bool)> fn) {
+  std::lock_guard lk(inbox_mu_);
+  leader_listener_ = std::move(fn);
+  leader_listener_(leader_.load() != 0);
+}
+
+void Node::finish_proposal(uint64_t id, Status st, raftkvpb::InternalResponse resp) {
+  ProposeCallback done;
+  {
+    std::lock_guard lk(wait_mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;  // timed out already
+    done = std::move(it->second.done);
+    waiters_.erase(it);
+  }
+  done(std::move(st), std::move(resp));
+}
+
+Status Node::timeout_status() const { return leader_.load() == 0 ? no_leader() : timed_out(); }
+
+// ---------------------------------------------------------------------------
+// Raft loop
+
+void Node::raft_loop() {
+  const auto tick_every = std::chrono::milliseconds(cfg_.heartbeat_interval_ms);
+  auto next_tick = Clock::now() + tick_every;
+  for (;;) {
+    {
+      std::unique_lock lk(inbox_mu_);
+      inbox_cv_.wait_until(lk, next_tick, [this] {
+        return stopping_ || !peer_inbox_.empty() || !proposals_.empty() || !new_reads_.empty() ||
+               made_snapshot_.has_value() || !snapshot_reports_.empty();
+      });
+      if (stopping_) break;
+    }
+    drain_inbox();
+    const auto now = Clock::now();
+    if (now >= next_tick) {
+      core_->tick();
+      on_tick();
+      next_tick += tick_every;
+      if (next_tick < now) next_tick = now + tick_every;
+    }
+    handle_ready();
+  }
+  // Finish what the core already produced (persist it) before stopping.
+  handle_ready();
+}
+
+void Node::drain_inbox() {
+  std::deque<raft::Message> msgs;
+  std::deque<Proposal> props;
+  std::vector<ReadWaiter> reads;
+  std::optional<raft::Snapshot> snap;
+  std::vector<raft::NodeId> unreachable;
+  std::vector<std::pair<raft::NodeId, bool>> snap_reports;
+  {
+    std::lock_guard lk(inbox_mu_);
+    const size_t nm = std::min(peer_inbox_.size(), limits_.max_inbox_per_round);
+    msgs.insert(msgs.end(), std::make_move_iterator(peer_inbox_.begin()),
+                std::make_move_iterator(peer_inbox_.begin() + nm));
+    peer_inbox_.erase(peer_inbox_.begin(), peer_inbox_.begin() + nm);
+    const size_t np = std::min(proposals_.size(), limits_.max_inbox_per_round);
+    props.insert(props.end(), std::make_move_iterator(proposals_.begin()),
+                 std::make_move_iterator(proposals_.begin() + np));
+    proposals_.erase(proposals_.begin(), proposals_.begin() + np);
+    reads.swap(new_reads_);
+    snap.swap(made_snapshot_);
+    unreachable.swap(unreachable_);
+    snap_reports.swap(snapshot_reports_);
+  }
+  for (raft::Message& m : msgs) {
+    Status st = core_->step(m);
+    if (!st.is_ok()) spdlog::debug("raft: step refused: {}", st.to_string());
+  }
+  for (raft::NodeId id : unreachable) core_->report_unreachable(id);
+  for (const auto& [id, ok] : snap_reports) core_->report_snapshot(id, ok);
+  for (Proposal& p : props) {
+    if (!stalled_.empty()) {  // keep the order behind proposals waiting for a leader
+      stalled_.push_back(std::move(p));
+      continue;
+    }
+    Status st = core_->propose(p.data);
+    if (st.code() == Code::kUnavailable) {
+      stalled_.push_back(std::move(p));
+    } else if (!st.is_ok()) {
+      finish_proposal(p.id, map_core_error(st), {});
+    }
+  }
+  for (ReadWaiter& w : reads) unsent_reads_.push_back(std::move(w));
+  issue_reads(false);
+  if (snap) persist_local_snapshot(std::move(*snap));
+}
+
+void Node::issue_reads(bool retry_inflight) {
+  if (retry_inflight) {
+    // The leader changed or the request went unanswered: ask again, under a
+    // new ctx (a late answer to the old one is ignored).
+    const auto stale = Clock::now() - std::chrono::milliseconds(cfg_.election_timeout_ms);
+    for (auto it = inflight_reads_.begin(); it != inflight_reads_.end();) {
+      if (leader_.load() != last_leader_ || it->second.sent < stale) {
+        for (ReadWaiter& w : it->second.waiters) unsent_reads_.push_back(std::move(w));
+        it = inflight_reads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (unsent_reads_.empty() || leader_.load() == 0) return;
+  const std::string ctx = std::to_string(++read_seq_);
+  Status st = core_->read_index(ctx);
+  if (st.is_ok()) {
+    inflight_reads_[ctx] = ReadBatch{std::move(unsent_reads_), Clock::now()};
+    unsent_reads_.clear();
+  } else if (st.code() != Code::kUnavailable) {
+    std::vector<ReadWaiter> failed;
+    failed.swap(unsent_reads_);
+    for (ReadWaiter& w : failed) w.done(map_core_error(st));
+  }
+}
+
+void Node::on_tick() {
+  const auto now = Clock::now();
+  // The only voter need not wait an election timeout to lead (a fresh or
+  // restarted single-member cluster serves at once); nobody can be disrupted.
+  if (leader_.load() == 0 && core_->role() == raft::Role::kFollower &&
+      applied_conf_raft_.voters == std::vector<raft::NodeId>{raft::NodeId(member_id_)} &&
+      applied_conf_raft_.voters_outgoing.empty()) {
+    core_->campaign();
+  }
+  // Proposals that found no leader: try again once one is known.
+  while (!stalled_.empty() && leader_.load() != 0) {
+    bool waiting;
+    {
+      std::lock_guard lk(wait_mu_);
+      waiting = waiters_.count(stalled_.front().id) != 0;
+    }
+    if (waiting) {
+      Status st = core_->propose(stalled_.front().data);
+      if (st.code() == Code::kUnavailable) break;
+      if (!st.is_ok()) finish_proposal(stalled_.front().id, map_core_error(st), {});
+    }
+    stalled_.pop_front();
+  }
+  // Expired proposals (ids ascend with deadlines).
+  std::vector<ProposeCallback> expired;
+  {
+    std::lock_guard lk(wait_mu_);
+    while (!waiters_.empty() && waiters_.begin()->second.deadline <= now) {
+      expired.push_back(std::move(waiters_.begin()->second.done));
+      waiters_.erase(waiters_.begin());
+    }
+  }
+  for (auto& done : expired) done(timeout_status(), {});
+  while (!stalled_.empty() && stalled_.size() > limits_.max_waiting_proposals) stalled_.pop_front();
+  // Reads: retry unanswered ones, fail expired ones.
+  issue_reads(true);
+  auto expire_reads = [&](std::vector<ReadWaiter>& v) {
+    auto keep = std::partition(v.begin(), v.end(), [&](const ReadWaiter& w) { return w.deadline > now; });
+    std::vector<ReadWaiter> gone(std::make_move_iterator(keep), std::make_move_iterator(v.end()));
+    v.erase(keep, v.end());
+    for (ReadWaiter& w : gone) w.done(timeout_status());
+  };
+  expire_reads(unsent_reads_);
+  for (auto it = inflight_reads_.begin(); it != inflight_reads_.end();) {
+    expire_reads(it->second.waiters);
+    it = it->second.waiters.empty() ? inflight_reads_.erase(it) : std::next(it);
+  }
+  maybe_publish();
+}
+
+void Node::maybe_publish() {
+  // Like etcd, a member announces its name and client URLs through the log
+  // once it has a leader, and again until it sees the entry applied.
+  if (published_.load() || leader_.load() == 0) return;
+  const auto now = Clock::now();
+  if (now - last_publish_try_ < std::chrono::milliseconds(2 * cfg_.election_timeout_ms)) return;
+  last_publish_try_ = now;
+  MemberRecord me;
+  me.id = member_id_;
+  me.name = cfg_.name;
+  me.peer_urls = cfg_.initial_advertise_peer_urls;
+  me.client_urls = cfg_.advertise_client_urls;
+  std::string data(1, '\0');
+  data += encode_member(me);
+  Status st = core_->propose(std::move(data));
+  if (!st.is_ok()) spdlog::debug("publish not proposed: {}", st.to_string());
+}
+
+void Node::persist_local_snapshot(raft::Snapshot snap) {
+  const raft::Index idx = snap.metadata.index;
+  if (log_->snapshot_metadata() && log_->snapshot_metadata()->index >= idx) return;
+  if (idx > log_->last_index()) return;
+  if (persisted_commit_ < idx) {
+    // The snapshot must never be ahead of the durable commit index.
+    Status st = log_->save(&hard_state_, {});
+    RAFTKV_CHECK_MSG(st.is_ok(), ("WAL write failed: " + st.to_string()).c_str());
+    persisted_commit_ = hard_state_.commit;
+  }
+  Status st = log_->add_snapshot(snap);
+  if (!st.is_ok()) {
+    spdlog::error("saving snapshot at index {} failed: {}", idx.value(), st.to_string());
+    return;
+  }
+  const uint64_t margin = std::min<uint64_t>(kCatchUpEntries, cfg_.snapshot_count);
+  if (idx.value() > margin) {
+    const raft::Index to = idx - margin;
+    if (to >= log_->first_index()) {
+      st = log_->compact(to);
+      if (!st.is_ok()) spdlog::error("log compaction to {} failed: {}", to.value(), st.to_string());
+    }
+  }
+  spdlog::info("snapshot saved: index={} term={} bytes={} log_first_index={}", idx.value(),
+               snap.metadata.term.value(), snap.data.size(), log_->first_index().value());
+}
+
+void Node::handle_ready() {
+  for (int round = 0; round < kMaxReadysPerRound && core_->has_ready(); ++round) {
+    raft::Ready rd = core_->ready();
+    bool leader_changed = false;
+    if (rd.soft_state) {
+      const uint64_t lead = rd.soft_state->leader.value();
+      if (lead != leader_.load()) {
+        leader_changed = true;
+        spdlog::info("raft: leader is now {} (term {})", lead == 0 ? "none" : format_id(lead),
+                     core_->term().value());
+        leader_ = lead;
+        std::lock_guard lk(inbox_mu_);
+        if (leader_listener_) leader_listener_(lead != 0);
+      }
+    }
+    if (rd.hard_state) {
+      hard_state_ = *rd.hard_state;
+      term_ = hard_state_.term.value();
+      commit_index_ = hard_state_.commit.value();
+    }
+    if (!rd.messages.empty()) transport_->send(std::move(rd.messages));
+    if (rd.must_sync || !rd.entries.empty() || rd.snapshot) {
+      // Group commit: everything this Ready carries, one write, one fsync.
+      Status st = log_->save(&hard_state_, rd.entries, rd.snapshot ? &*rd.snapshot : nullptr);
+      if (!st.is_ok()) {
+        spdlog::critical("WAL write failed, stopping: {}", st.to_string());
+        RAFTKV_CHECK_MSG(false, "WAL write failed");
+      }
+      persisted_commit_ = hard_state_.commit;
+    }
+    std::vector<raft::Message> after =
+        rd.messages_after_persist.release(raft::Persisted::kHardStateEntriesAndSnapshotAreDurable);
+    if (!after.empty()) transport_->send(std::move(after));
+    if (rd.snapshot) {
+      applied_conf_raft_ = rd.snapshot->metadata.conf_state;
+      push_apply(InstallSnapshot{*rd.snapshot});
+    }
+    if (!rd.committed_entries.empty()) {
+      for (const raft::Entry& e : rd.committed_entries) {
+        if (e.type != raft::EntryType::kConfChange) continue;
+        Result<raft::ConfChange> cc = raft::decode_conf_change(e.data);
+        RAFTKV_CHECK_MSG(cc.is_ok(), "undecodable conf change in the committed log");
+        Result<raft::ConfState> cs = core_->apply_conf_change(*cc);
+        if (cs) {
+          applied_conf_raft_ = *cs;
+        } else {
+          spdlog::warn("conf change at index {} rejected: {}", e.index.value(),
+                       cs.status().to_string());
+        }
+      }
+      push_apply(CommittedBatch{rd.committed_entries, applied_conf_raft_});
+    }
+    for (const raft::ReadState& rs : rd.read_states) {
+      auto it = inflight_reads_.find(rs.request_ctx);
+      if (it == inflight_reads_.end()) continue;
+      push_apply(ReleaseReads{rs.index, std::move(it->second.waiters)});
+      inflight_reads_.erase(it);
+    }
+    last_index_ = core_->log().last_index().value();
+    core_->advance(rd);
+    if (leader_changed) {
+      issue_reads(true);
+      last_leader_ = leader_.load();
+    }
+  }
+}
+
+void Node::push_apply(ApplyItem item) {
+  std::unique_lock lk(apply_mu_);
+  // Back-pressure: the raft loop waits while the apply loop is behind.
+  apply_space_cv_.wait(lk, [this] { return apply_queue_.size() < limits_.max_apply_queue; });
+  apply_queue_.push_back(std::move(item));
+  apply_cv_.notify_one();
+}
+
+// ---------------------------------------------------------------------------
+// Apply loop
+
+void Node::apply_loop() {
+  for (;;) {
+    ApplyItem item;
+    {
+      std::unique_lock lk(apply_mu_);
+      apply_cv_.wait(lk, [this] { return apply_stop_ || !apply_queue_.empty(); });
+      if (apply_queue_.empty()) break;  // stopping and drained
+      item = std::move(apply_queue_.front());
+      apply_queue_.pop_front();
+      apply_space_cv_.notify_one();
+    }
+    if (auto* b = std::get_if<CommittedBatch>(&item)) {
+      apply_committed(*b);
+    } else if (auto* s = std::get_if<InstallSnapshot>(&item)) {
+      install_snapshot(s->snapshot);
+    } else if (auto* r = std::get_if<ReleaseReads>(&item)) {
+      for (ReadWaiter& w : r->waiters) pending_reads_.emplace(r->index, std::move(w));
+    }
+    release_reads();
+    maybe_make_snapshot();
+  }
+}
+
+void Node::apply_member_payload(const raft::Entry& e) {
+  if (e.type == raft::EntryType::kConfChange) {
+    Result<raft::ConfChange> cc = raft::decode_conf_change(e.data);
+    RAFTKV_CHECK(cc.is_ok());
+    std::lock_guard lk(members_mu_);
+    for (const raft::ConfChangeSingle& c : cc->changes) {
+      const uint64_t id = c.node_id.value();
+      if (c.type == raft::ConfChangeType::kRemoveNode) {
+        members_.erase(id);
+        if (id != member_id_) transport_->remove_peer(c.node_id);
+        continue;
+      }
+      Result<MemberRecord> rec = decode_member(cc->context);
+      if (!rec || rec->id != id) continue;  // no metadata for this member in the entry
+      MemberRecord& m = members_[id];
+      const std::vector<std::string> client_urls = m.client_urls;
+      m = *rec;
+      if (m.client_urls.empty()) m.client_urls = client_urls;
+      add_peer_locked_table(m);
+    }
+    return;
+  }
+  Result<MemberRecord> rec = decode_member(std::string_view(e.data).substr(1));
+  if (!rec) {
+    spdlog::warn("undecodable publish entry at index {}", e.index.value());
+    return;
+  }
+  std::lock_guard lk(members_mu_);
+  auto it = members_.find(rec->id);
+  if (it == members_.end()) return;  // published by a member no longer in the cluster
+  it->second.name = rec->name;
+  it->second.client_urls = rec->client_urls;
+  if (!rec->peer_urls.empty()) it->second.peer_urls = rec->peer_urls;
+  if (rec->id == member_id_ && rec->name == cfg_.name &&
+      rec->client_urls == cfg_.advertise_client_urls) {
+    published_ = true;
+  }
+}
+
+void Node::apply_committed(CommittedBatch& b) {
+  std::shared_ptr<kv::Store> store = this->store();
+  const raft::Index store_applied = store->applied_index();
+  std::vector<raftkvpb::InternalRequest> reqs;
+  reqs.reserve(b.entries.size());  // no reallocation: batch keeps pointers
+  std::vector<kv::ApplyEntry> batch;
+  batch.reserve(b.entries.size());
+  for (const raft::Entry& e : b.entries) {
+    if (e.index <= applied_index_) continue;  // covered by an installed snapshot
+    applied_index_ = e.index;
+    applied_term_ = e.term;
+    const bool member_payload = e.type == raft::EntryType::kConfChange || is_publish(e);
+    if (member_payload) apply_member_payload(e);
+    if (e.index <= store_applied) continue;  // replayed after a restart
+    kv::ApplyEntry ae{e.index, nullptr};
+    if (!member_payload && !e.data.empty()) {
+      reqs.emplace_back();
+      RAFTKV_CHECK_MSG(reqs.back().ParseFromString(e.data), "undecodable entry in the committed log");
+      ae.request = &reqs.back();
+    }
+    batch.push_back(ae);
+  }
+  applied_conf_ = b.conf_state;
+  for (size_t off = 0; off < batch.size(); off += kv::Store::kMaxApplyBatchEntries) {
+    const size_t n = std::min(batch.size() - off, kv::Store::kMaxApplyBatchEntries);
+    std::span<const kv::ApplyEntry> part(batch.data() + off, n);
+    Result<kv::ApplyResult> r = store->apply(part);
+    if (!r) {
+      spdlog::critical("state machine apply failed, stopping: {}", r.status().to_string());
+      RAFTKV_CHECK_MSG(false, "state machine apply failed");
+    }
+    size_t cursor = 0;
+    for (kv::ApplyOutcome& o : r->outcomes) {
+      while (cursor < n && part[cursor].index != o.index) ++cursor;
+      RAFTKV_CHECK(cursor < n && part[cursor].request != nullptr);
+      if (part[cursor].request->header().member_id() == member_id_) {
+        finish_proposal(o.request_id, std::move(o.status), std::move(o.response));
+      }
+    }
+  }
+}
+
+Status Node::swap_store_from_image(const std::string& image) {
+  Result<SnapshotImage> img = SnapshotImage::parse(image);
+  if (!img) return img.status();
+  const std::string dir = cfg_.data_dir;
+  const std::string new_name =
+      "kv." + std::to_string(Clock::now().time_since_epoch().count());
+  std::error_code ec;
+  fsys::remove_all(dir + "/" + new_name, ec);
+  Result<std::unique_ptr<kv::Store>> fresh =
+      kv::Store::restore(dir + "/" + new_name, store_options(cfg_), img->chunks());
+  if (!fresh) return fresh.status();
+  RAFTKV_RETURN_IF_ERROR(write_file_atomic(dir, kStorePointerFile, new_name));
+  std::shared_ptr<kv::Store> old;
+  {
+    std::lock_guard lk(store_mu_);
+    old = std::move(store_);
+    store_ = std::move(*fresh);
+  }
+  const std::string old_name = store_dir_name_;
+  store_dir_name_ = new_name;
+  {
+    std::lock_guard lk(members_mu_);
+    members_ = img->members();
+  }
+  if (old) {
+    // Readers may still hold the old store for a moment; close it here (this
+    // is its apply thread) once they let go, then delete its directory.
+    const auto deadline = Clock::now() + kStoreReleaseWait;
+    while (old.use_count() > 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    if (old.use_count() == 1) {
+      old.reset();
+      fsys::remove_all(dir + "/" + old_name, ec);
+    }
+  }
+  return Status::ok();
+}
+
+void Node::install_snapshot(const raft::Snapshot& snap) {
+  const raft::Index idx = snap.metadata.index;
+  spdlog::info("installing snapshot from the leader: index={} term={} bytes={}", idx.value(),
+               snap.metadata.term.value(), snap.data.size());
+  Status st = swap_store_from_image(snap.data);
+  if (!st.is_ok()) {
+    spdlog::critical("snapshot install failed, stopping: {}", st.to_string());
+    RAFTKV_CHECK_MSG(false, "snapshot install failed");
+  }
+  {
+    std::lock_guard lk(members_mu_);
+    for (const auto& [id, m] : members_) add_peer_locked_table(m);
+  }
+  applied_index_ = idx;
+  applied_term_ = snap.metadata.term;
+  applied_conf_ = snap.metadata.conf_state;
+  last_snapshot_index_ = idx;
+}
+
+void Node::release_reads() {
+  if (pending_reads_.empty()) return;
+  const raft::Index applied = store()->applied_index();
+  while (!pending_reads_.empty() && pending_reads_.begin()->first <= applied) {
+    ReadWaiter w = std::move(pending_reads_.begin()->second);
+    pending_reads_.erase(pending_reads_.begin());
+    w.done(Status::ok());
+  }
+}
+
+void Node::maybe_make_snapshot() {
+  if (cfg_.snapshot_count == 0) return;
+  if (distance(last_snapshot_index_, std::max(last_snapshot_index_, applied_index_)) <
+      cfg_.snapshot_count) {
+    return;
+  }
+  std::shared_ptr<kv::Store> store = this->store();
+  if (store->applied_index() != applied_index_) return;  // still replaying
+  // Flushed first: the store's durable applied index must never be below the
+  // snapshot's (the log before it may be discarded).
+  Status st = store->flush();
+  if (!st.is_ok()) {
+    spdlog::error("store flush before snapshot failed: {}", st.to_string());
+    return;
+  }
+  Result<std::unique_ptr<kv::SnapshotStream>> stream = store->snapshot();
+  if (!stream) {
+    spdlog::error("store snapshot failed: {}", stream.status().to_string());
+    return;
+  }
+  RAFTKV_CHECK((*stream)->applied_index() == applied_index_);
+  Result<std::string> image = build_snapshot_image(members(), **stream);
+  stream->reset();
+  if (!image) {
+    spdlog::error("building the snapshot image failed: {}", image.status().to_string());
+    return;
+  }
+  raft::Snapshot snap;
+  snap.metadata.index = applied_index_;
+  snap.metadata.term = applied_term_;
+  snap.metadata.conf_state = applied_conf_;
+  snap.data = std::move(*image);
+  last_snapshot_index_ = applied_index_;
+  std::lock_guard lk(inbox_mu_);
+  made_snapshot_ = std::move(snap);
+  inbox_cv_.notify_one();
+}
+
+// ---------------------------------------------------------------------------
+// Stop
+
+void Node::stop() {
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard lk(inbox_mu_);
+      stopping_ = true;
+      inbox_cv_.notify_all();
+    }
+    if (raft_thread_.joinable()) raft_thread_.join();
+    {
+      std::lock_guard lk(apply_mu_);
+      apply_stop_ = true;
+      apply_cv_.notify_all();
+    }
+    if (apply_thread_.joinable()) apply_thread_.join();
+    // Everything still waiting fails: nothing more will be applied here.
+    std::map<uint64_t, Waiter> waiters;
+    {
+      std::lock_guard lk(wait_mu_);
+      waiters.swap(waiters_);
+    }
+    for (auto& [id, w] : waiters) w.done(stopped(), {});
+    std::vector<ReadWaiter> reads;
+    {
+      std::lock_guard lk(inbox_mu_);
+      reads.swap(new_reads_);
+    }
+    for (ReadWaiter& w : unsent_reads_) reads.push_back(std::move(w));
+    for (auto& [ctx, b] : inflight_reads_) {
+      for (ReadWaiter& w : b.waiters) reads.push_back(std::move(w));
+    }
+    for (auto& [idx, w] : pending_reads_) reads.push_back(std::move(w));
+    unsent_reads_.clear();
+    inflight_reads_.clear();
+    pending_reads_.clear();
+    for (ReadWaiter& w : reads) w.done(stopped());
+    if (transport_) transport_->stop();
+    if (peer_server_) peer_server_->Shutdown(std::chrono::system_clock::now() + 2s);
+    std::shared_ptr<kv::Store> store;
+    {
+      std::lock_guard lk(store_mu_);
+      store = std::move(store_);
+    }
+    if (store) {
+      Status st = store->close();
+      if (!st.is_ok()) spdlog::error("closing the store: {}", st.to_string());
+    }
+    spdlog::info("raftkv member stopped");
+  });
+}
+
+}  // namespace raftkv::server
