@@ -84,6 +84,12 @@ Status from_grpc(const grpc::Status& s, const std::string& endpoint, int64_t tim
         fmt::format("cannot connect to {}: is the server running? start one with `make run` ({})",
                     endpoint, m));
   }
+  if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("the server at {} does not support this request "
+                              "(gRPC UNIMPLEMENTED{}{})",
+                              endpoint, m.empty() ? "" : ": ", m));
+  }
   std::string hint;
   if (m == "etcdserver: mvcc: required revision has been compacted") {
     hint = " (that revision is no longer kept: ask for a newer one)";

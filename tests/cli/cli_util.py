@@ -53,6 +53,31 @@ def skip_unless_available(kind: str) -> None:
                                 "ran against etcd only")
 
 
+# Server features raftkv does not serve yet, and where they are planned. A test that
+# needs one runs against etcd and reports a skip (with this reason) against raftkv;
+# remove the entry when the feature lands so the raftkv variant runs again.
+RAFTKV_NOT_YET = {
+    "lease": "raftkv does not serve the Lease service yet (watches/leases/locks issue)",
+    "watch": "raftkv does not serve the Watch service yet (watches/leases/locks issue)",
+    "snapshot": "raftkv does not serve Maintenance.Snapshot yet (cluster operations issue)",
+}
+
+
+def needs(*features: str):
+    """Decorator: skip the raftkv variant of a test while raftkv lacks a feature."""
+    def wrap(fn):
+        def run(self, *a, **kw):
+            if getattr(self, "KIND", "etcd") == "raftkv":
+                for f in features:
+                    if f in RAFTKV_NOT_YET:
+                        raise unittest.SkipTest(RAFTKV_NOT_YET[f])
+            return fn(self, *a, **kw)
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return run
+    return wrap
+
+
 class SingleNode:
     """Mixin: one server of kind KIND shared by the tests of the class; `ep` is its endpoint."""
 

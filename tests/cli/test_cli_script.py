@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from cli_util import SingleNode, Spawned, b64, for_each_kind, h, raftkvctl, unb64
+from cli_util import SingleNode, Spawned, b64, for_each_kind, h, needs, raftkvctl, unb64
 
 
 class ScriptCommands(SingleNode):
@@ -115,6 +115,8 @@ class ScriptCommands(SingleNode):
 
     # ---------------------------------------------------------------- lease
 
+    @needs("lease")
+
     def test_lease_lifecycle_simple_and_json(self):
         out = self.ok("lease", "grant", "100")
         self.assertRegex(out, r"^lease [0-9a-f]{16} granted with TTL\(100s\)\n$")
@@ -185,6 +187,8 @@ class ScriptCommands(SingleNode):
         self.assertIn("required revision has been compacted", r.stderr)
         self.assertEqual(self.ok("get", "c/k", "--print-value-only", "--rev", str(rev)), "2\n")
 
+    @needs("snapshot")
+
     def test_snapshot_save_writes_a_verified_file(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "snap.db")
@@ -199,6 +203,8 @@ class ScriptCommands(SingleNode):
 
     def spawn(self, *args) -> Spawned:
         return Spawned(self.ep, *args)
+
+    @needs("watch")
 
     def test_watch_prints_events_until_interrupted(self):
         w = self.spawn("watch", "w/", "--prefix", "--prev-kv")
@@ -218,6 +224,8 @@ class ScriptCommands(SingleNode):
         self.assertEqual(unb64(docs[1]["Events"][0]["kv"]["value"]), "2")
         self.assertEqual(docs[2]["Events"][0]["type"], 1, "DELETE")
 
+    @needs("lease", "watch")
+
     def test_lock_is_exclusive_and_exposes_the_fencing_token(self):
         holder = self.spawn("lock", "mutex")
         key = holder.line().strip()
@@ -236,6 +244,8 @@ class ScriptCommands(SingleNode):
         self.assertNotIn("kvs", created, "both lock keys are gone after release")
         self.assertGreater(int(wrev), 0)
 
+    @needs("lease")
+
     def test_lease_keep_alive_renews_until_interrupted(self):
         lease = self.ok("lease", "grant", "30").split()[1]
         ka = self.spawn("lease", "keep-alive", lease)
@@ -246,6 +256,8 @@ class ScriptCommands(SingleNode):
         r = self.ctl("lease", "keep-alive", "--once", lease)
         self.assertEqual(r.returncode, 1, "keeping a revoked lease alive fails")
         self.assertIn("expired or revoked", r.stderr)
+
+    @needs("lease", "watch")
 
     def test_elect_campaign_and_listen(self):
         leader = self.spawn("elect", "el", "proposal-1")

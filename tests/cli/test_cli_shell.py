@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from cli_util import RAFTKVCTL_BIN, SingleNode, Spawned, for_each_kind, h, raftkvctl
+from cli_util import RAFTKVCTL_BIN, SingleNode, Spawned, for_each_kind, h, needs, raftkvctl
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
@@ -121,6 +121,8 @@ class Shell(SingleNode):
         self.assertEqual(t.run("DEL n/hits n/word n/absent"), "(integer) 2\n")
         self.assertEqual(t.run("KEYS n/"), "(empty)\n")
 
+    @needs("lease")
+
     def test_history_and_ttl(self):
         t = self.term
         for v in ("v1", "v2", "v3"):
@@ -150,6 +152,8 @@ class Shell(SingleNode):
         with open(os.path.join(self.home.name, ".raftkvctl_history")) as f:
             self.assertIn("history\\040cfg2", f.read(), "history file written")
 
+    @needs("watch")
+
     def test_watch_streams_until_ctrl_c_then_prompt_returns(self):
         t = self.term
         t.type("WATCH app/\r")
@@ -161,6 +165,8 @@ class Shell(SingleNode):
         t.type("\x03")
         t.read_until(r"\(watch stopped\)\nraftkv \S+> $")
         self.assertEqual(t.run("GET app/x"), "(nil)\n", "the shell works after the watch")
+
+    @needs("lease", "watch")
 
     def test_lock_unlock_and_ctrl_c_at_prompt(self):
         t = self.term
