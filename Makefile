@@ -8,6 +8,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
+# ccache keys on paths relative to the checkout, so fresh clones (CI) reuse
+# objects compiled in another clone on the same machine.
+export CCACHE_BASEDIR := $(CURDIR)
 # Arguments passed to raftkv by `make run`, e.g. make run ARGS="--log-level debug"
 ARGS       ?=
 
