@@ -1,0 +1,51 @@
+#include "kv/index.h"
+
+#include "base/check.h"
+
+namespace raftkv::kv {
+
+void Index::append(std::string_view key, const KeyRev& r) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) it = keys_.emplace(std::string(key), std::vector<KeyRev>{}).first;
+  auto& revs = it->second;
+  RAFTKV_CHECK_MSG(revs.empty() || revs.back().main < r.main ||
+                       (revs.back().main == r.main && revs.back().sub < r.sub),
+                   "index changes must be appended in revision order");
+  revs.push_back(r);
+  logical_bytes_ += entry_bytes(key.size(), r);
+}
+
+bool Index::contains(std::string_view key, int64_t main, uint32_t sub) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return false;
+  const auto& revs = it->second;
+  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub),
+                              [](const KeyRev& k, const std::pair<int64_t, uint32_t>& v) {
+                                return k.main < v.first || (k.main == v.first && k.sub < v.second);
+                              });
+  return pos != revs.end() && pos->main == main && pos->sub == sub;
+}
+
+void Index::compact(int64_t rev) {
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    auto& revs = it->second;
+    // First change newer than rev; the one before it is the newest <= rev.
+    auto newer = std::upper_bound(revs.begin(), revs.end(), rev,
+                                  [](int64_t r, const KeyRev& k) { return r < k.main; });
+    if (newer != revs.begin()) {
+      auto keep_from = newer - 1;
+      if (keep_from->tombstone) keep_from = newer;
+      for (auto d = revs.begin(); d != keep_from; ++d) {
+        logical_bytes_ -= entry_bytes(it->first.size(), *d);
+      }
+      revs.erase(revs.begin(), keep_from);
+    }
+    if (revs.empty()) {
+      it = keys_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace raftkv::kv
