@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
@@ -296,6 +297,9 @@ Status Store::open_db() {
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   t.cache_index_and_filter_blocks = false;
+  // Every value read is a point lookup by revision key: a bloom filter
+  // spares the SST files that cannot hold it.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status st = rocksdb::DB::Open(o, dir_, &raw);

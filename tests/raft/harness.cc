@@ -112,7 +112,7 @@ bool Cluster::process_ready(uint64_t id, bool crash_before_persist) {
       }
       n.history.push_back("conf:" + cc->context);
     } else {
-      n.history.push_back(e.data);
+      n.history.push_back(record_payloads_ ? e.data : std::string());
     }
   }
   for (const ReadState& rs : rd.read_states) n.read_states.push_back(rs);

@@ -105,6 +105,8 @@ class Cluster {
   Status propose(uint64_t id, std::string data);
 
   std::vector<Message>& network() { return net_; }
+  /// Benchmarks: record applied entries as empty strings (keeps memory flat).
+  void set_record_payloads(bool on) { record_payloads_ = on; }
   std::vector<Status> step_errors;
 
  private:
@@ -115,6 +117,7 @@ class Cluster {
   std::function<bool(const Message&)> drop_;
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::function<void(Config&)> tweak_;
+  bool record_payloads_ = true;
 };
 
 /// Builds a single Core over `storage` with voters `voters` in its storage.

@@ -27,7 +27,7 @@ mkdir -p "$work/include"
 for layer in base raft storage; do
   ln -sfn "$src/src/$layer" "$work/include/$layer"
 done
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+flags=(-std=c++20 -O1 -gline-tables-only -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$work/include")
 objs=()
 pids=()
