@@ -25,6 +25,7 @@ using raftkv::sim::RunResult;
 
 // Written before each run so an abort inside the code under test (a broken
 // RAFTKV_CHECK) still names the seed to replay.
+uint64_t g_kv_every = 4;
 char g_abort_note[256] = "raftkv-sim: aborted before the first run\n";
 
 extern "C" void on_abort(int) {
@@ -43,23 +44,26 @@ int nodes_for(uint64_t seed, int fixed) {
 RunResult run_one(RunOptions o) {
   std::snprintf(g_abort_note, sizeof(g_abort_note),
                 "raftkv-sim: aborted in seed %llu; replay: raftkv-sim --seed %llu --nodes %d "
-                "--faults %s\n",
+                "--faults %s --kv-every %llu\n",
                 static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(o.seed),
-                o.nodes, raftkv::sim::fault_classes_name(o.faults).c_str());
+                o.nodes, raftkv::sim::fault_classes_name(o.faults).c_str(),
+                static_cast<unsigned long long>(g_kv_every));
   return raftkv::sim::run_simulation(o);
 }
 
 void print_failure(const RunOptions& o, const RunResult& r, const std::string& faults_flag) {
-  std::printf("FAIL seed %llu (--nodes %d --faults %s; this run used %s)\n",
+  std::printf("FAIL seed %llu (--nodes %d --faults %s; this run used %s, %s)\n",
               static_cast<unsigned long long>(o.seed), o.nodes, faults_flag.c_str(),
-              raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str());
+              raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str(),
+              o.kv_store ? "kv::Store" : "reference machine");
   std::printf("  violated: %s\n  %s\n", r.property.c_str(), r.detail.c_str());
   if (!r.last_events.empty()) {
     std::printf("  last %zu events:\n", r.last_events.size());
     for (const std::string& e : r.last_events) std::printf("    %s\n", e.c_str());
   }
-  std::printf("  replay: raftkv-sim --seed %llu --nodes %d --faults %s\n",
-              static_cast<unsigned long long>(o.seed), o.nodes, faults_flag.c_str());
+  std::printf("  replay: raftkv-sim --seed %llu --nodes %d --faults %s --kv-every %llu\n",
+              static_cast<unsigned long long>(o.seed), o.nodes, faults_flag.c_str(),
+              static_cast<unsigned long long>(g_kv_every));
 }
 
 }  // namespace
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   bool keep_going = false;
   bool verify_replay = false;
   std::string work_dir;
+  uint64_t kv_every = 4;
   auto* seed_opt = app.add_option("--seed", seed, "Replay one run with this seed");
   auto* seeds_opt = app.add_option("--seeds", seeds, "Run this many seeds (a swarm)");
   app.add_option("--first-seed", first_seed, "First seed of the swarm")->capture_default_str();
@@ -87,6 +92,11 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-going", keep_going, "Do not stop the swarm at the first failure");
   app.add_flag("--verify-replay", verify_replay,
                "Run every seed twice and fail unless both runs are identical");
+  app.add_option("--kv-every", kv_every,
+                 "Seeds divisible by N run the real kv::Store (RocksDB); the others the "
+                 "in-memory reference machine. 1 = always")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--work-dir", work_dir, "Parent directory of the per-node RocksDB directories");
   seed_opt->excludes(seeds_opt);
   CLI11_PARSE(app, argc, argv);
@@ -100,6 +110,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGABRT, on_abort);
+  g_kv_every = kv_every;
 
   const bool single = seed_opt->count() != 0;
   const uint64_t count = single ? 1 : seeds;
@@ -115,6 +126,7 @@ int main(int argc, char** argv) {
     o.faults = *mask;
     o.work_dir = work_dir;
     o.trace_events = single ? last : 0;
+    o.kv_store = o.seed % kv_every == 0;
     RunResult r = run_one(o);
     ++runs;
     if (verify_replay) {
@@ -135,9 +147,10 @@ int main(int argc, char** argv) {
     committed += r.stats.committed;
     gave_up += r.stats.checker_gave_up ? 1 : 0;
     if (single) {
-      std::printf("seed %llu: %s, nodes %d, faults %s, %.1f simulated s, %llu events, committed %llu, "
+      std::printf("seed %llu: %s, nodes %d, %s, faults %s, %.1f simulated s, %llu events, committed %llu, "
                   "ops %llu ok / %llu indeterminate, crashes %llu, max term %llu, trace %016llx\n",
                   static_cast<unsigned long long>(o.seed), r.ok ? "ok" : "FAILED", o.nodes,
+                  o.kv_store ? "kv::Store" : "reference machine",
                   raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str(),
                   static_cast<double>(r.stats.sim_us) / 1e6,
                   static_cast<unsigned long long>(r.stats.events),

@@ -11,12 +11,12 @@
 #include <unordered_map>
 
 #include "base/check.h"
-#include "kv/store.h"
 #include "raft/conf_change.h"
 #include "raft/core.h"
 #include "raftkv/internal.pb.h"
 #include "sim/checker.h"
 #include "sim/history.h"
+#include "sim/machine.h"
 #include "sim/rng.h"
 #include "storage/disk_log_storage.h"
 #include "storage/fault_file_system.h"
@@ -120,7 +120,8 @@ struct Node {
   std::unique_ptr<storage::FaultFileSystem> fs;  // the simulated disk
   std::string kv_dir;                            // RocksDB's (real) directory
   std::unique_ptr<storage::DiskLogStorage> log;
-  std::unique_ptr<kv::Store> store;
+  std::unique_ptr<Machine> machine;
+  ReferenceDisk reference_disk;  // the reference machine's durable state
   std::unique_ptr<raft::Core> core;
   bool alive = false;
   bool removed = false;  // removed from the cluster and stopped for good
@@ -133,8 +134,13 @@ struct Node {
   int crash_at_stage = 0;  // 1..4: crash inside the next Ready at that stage
   // Client requests this node is serving.
   std::map<uint64_t, int> pending_writes;          // op id -> client
-  std::map<std::string, int> pending_read_ctx;     // ReadIndex ctx -> client
-  std::vector<std::pair<Index, int>> reads_ready;  // (read index, client)
+  struct WaitingRead {
+    Index index;  // serve once applied >= index
+    int client = 0;
+    uint64_t op_id = 0;
+  };
+  std::map<std::string, WaitingRead> pending_read_ctx;  // ReadIndex ctx -> reader
+  std::vector<WaitingRead> reads_ready;                 // confirmed by the leader
 };
 
 enum class EvKind : uint8_t {
@@ -262,6 +268,7 @@ class Simulation {
   double flush_chance_ = 0;
   uint64_t fault_interval_us_ = 0;
   uint64_t client_timeout_us_ = 0;
+  storage::DiskLogStorageOptions log_options_;
 
   // Network state.
   bool blocked_[kMaxNodes][kMaxNodes] = {};
@@ -275,7 +282,8 @@ class Simulation {
 
   // Clients and history.
   std::vector<ClientState> clients_;
-  std::vector<Op> history_;
+  std::vector<Op> history_;   // append-only: clients refer to ops by position
+  std::vector<bool> dropped_;  // refused everywhere, or a serializable read: not in the check
   std::vector<SerialRead> serial_reads_;
   uint64_t next_op_id_ = 1;
 
@@ -286,7 +294,7 @@ class Simulation {
     uint64_t data_hash;
   };
   std::vector<CommittedEntry> committed_;  // committed_[i-1] is entry i
-  std::vector<uint64_t> outcome_digest_;   // outcome_digest_[i-1]: what applying entry i produced
+  std::vector<uint64_t> outcome_digest_;   // [i-1]: digest of what applying entry i produced; 0 = none yet
   std::map<std::string, Value> ref_state_;  // reference register per key, at committed_.size()
   std::map<std::string, std::vector<std::pair<uint64_t, Value>>> key_history_;  // (index, value)
   uint64_t liveness_from_index_ = 0;
@@ -322,6 +330,9 @@ void Simulation::choose_parameters() {
   flush_chance_ = rng_.unit() * 0.05;
   fault_interval_us_ = rng_.range(100, 800) * kMs;
   client_timeout_us_ = rng_.range(400, 1500) * kMs;
+  // Small WAL segments: cheap in memory, and segment cuts happen in every run.
+  log_options_.wal.segment_bytes = rng_.range(8, 256) << 10;
+  log_options_.cache_max_bytes = rng_.range(1, 64) << 10;
 }
 
 Node& Simulation::create_node(NodeId id) {
@@ -338,7 +349,7 @@ Node& Simulation::create_node(NodeId id) {
   // no state-machine data; every member, present or future, starts from it.
   raft::ConfState cs;
   for (int i = 1; i <= opt_.nodes; ++i) cs.voters.push_back(NodeId(static_cast<uint64_t>(i)));
-  auto log = storage::DiskLogStorage::open(n->fs.get(), "/data");
+  auto log = storage::DiskLogStorage::open(n->fs.get(), "/data", log_options_);
   RAFTKV_CHECK_MSG(log.is_ok(), log.status().to_string().c_str());
   raft::Snapshot snap;
   snap.metadata.index = Index(1);
@@ -356,20 +367,14 @@ Node& Simulation::create_node(NodeId id) {
 void Simulation::start_node(Node& n) {
   n.fs->fail_writes(storage::FaultFileSystem::Failure::kNone);
   n.fs->fail_syncs(storage::FaultFileSystem::Failure::kNone);
-  auto log = storage::DiskLogStorage::open(n.fs.get(), "/data");
+  auto log = storage::DiskLogStorage::open(n.fs.get(), "/data", log_options_);
   if (!log.is_ok()) {
     fail("recovery", "node " + std::to_string(n.id.value()) +
                          " cannot open its log: " + log.status().to_string());
     return;
   }
   n.log = std::move(*log);
-  kv::StoreOptions so;
-  so.rocksdb_wal = false;
-  so.flush_on_close = false;  // a crash loses every unflushed apply batch
-  so.block_cache_bytes = 1 << 20;
-  auto store = kv::Store::open(n.kv_dir, so);
-  RAFTKV_CHECK_MSG(store.is_ok(), store.status().to_string().c_str());
-  n.store = std::move(*store);
+  n.machine = opt_.kv_store ? open_kv_machine(n.kv_dir) : open_reference_machine(&n.reference_disk);
   raft::Config cfg;
   cfg.id = n.id;
   cfg.election_ticks = 10;
@@ -391,7 +396,7 @@ void Simulation::start_node(Node& n) {
   n.applied = n.log->snapshot_metadata() ? n.log->snapshot_metadata()->index : Index(0);
   ++n.incarnation;
   trace("start n" + std::to_string(n.id.value()) + " store_applied=" +
-        std::to_string(n.store->applied_index().value()) + " last=" +
+        std::to_string(n.machine->applied_index().value()) + " last=" +
         std::to_string(n.log->last_index().value()));
   schedule(rng_.range(1, n.tick_us), EvKind::kTick, static_cast<int>(n.id.value()), n.incarnation);
 }
@@ -403,9 +408,8 @@ void Simulation::crash(Node& n, const char* why) {
   n.core.reset();
   n.log.reset();
   // RocksDB without its WAL and without a flush: unflushed batches are lost.
-  Status s = n.store->close();
-  (void)s;  // a failing close is equivalent to the crash it simulates
-  n.store.reset();
+  n.machine->crash();
+  n.machine.reset();
   using CM = storage::FaultFileSystem::CrashMode;
   const uint64_t r = rng_.below(10);
   const CM mode = r < 7 ? CM::kDropUnsynced : (r < 9 ? CM::kKeepUnsyncedData : CM::kKeepUnsynced);
@@ -651,7 +655,8 @@ void Simulation::handle_ready(Node& n) {
   for (const raft::ReadState& rs : rd.read_states) {
     auto it = n.pending_read_ctx.find(rs.request_ctx);
     if (it == n.pending_read_ctx.end()) continue;
-    n.reads_ready.emplace_back(rs.index, it->second);
+    it->second.index = rs.index;
+    n.reads_ready.push_back(it->second);
     n.pending_read_ctx.erase(it);
   }
   // 6. Advance.
@@ -683,7 +688,6 @@ void Simulation::record_committed(Node& n, const Entry& e) {
       return;
     }
     committed_.push_back(CommittedEntry{Term(1), 0});
-    outcome_digest_.push_back(0);
   }
   committed_.push_back(CommittedEntry{e.term, h});
   result_.stats.committed = i;
@@ -723,12 +727,15 @@ void Simulation::record_committed(Node& n, const Entry& e) {
 
 void Simulation::record_outcome(Index index, uint64_t digest, const std::string& what) {
   const uint64_t i = index.value();
-  RAFTKV_CHECK(i >= 1 && i <= outcome_digest_.size() + 1);
-  if (i == outcome_digest_.size() + 1) {
-    outcome_digest_.push_back(digest);
+  RAFTKV_CHECK(i >= 1 && i <= committed_.size());
+  if (outcome_digest_.size() < i) outcome_digest_.resize(i, 0);
+  digest |= 1;  // 0 marks "not recorded yet"
+  uint64_t& slot = outcome_digest_[i - 1];
+  if (slot == 0) {
+    slot = digest;
     return;
   }
-  if (outcome_digest_[i - 1] != digest) {
+  if (slot != digest) {
     fail("same state at the same index",
          "applying index " + std::to_string(i) + " produced a different result on " + what +
              " than on the first node that applied it");
@@ -736,9 +743,9 @@ void Simulation::record_outcome(Index index, uint64_t digest, const std::string&
 }
 
 void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
-  std::vector<kv::ApplyEntry> batch;
+  std::vector<MachineEntry> batch;
   std::vector<std::unique_ptr<raftkvpb::InternalRequest>> reqs;
-  const Index store_applied = n.store->applied_index();
+  const Index store_applied = n.machine->applied_index();
   for (const Entry& e : ents) {
     record_committed(n, e);
     if (!result_.ok) return;
@@ -767,7 +774,7 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
       if (!result_.ok) return;
     }
     if (e.index <= store_applied) continue;  // already in the store (survived the crash)
-    kv::ApplyEntry ae;
+    MachineEntry ae;
     ae.index = e.index;
     if (e.type == EntryType::kNormal && !e.data.empty()) {
       auto req = std::make_unique<raftkvpb::InternalRequest>();
@@ -779,50 +786,33 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
   }
   n.applied = ents.back().index;
   if (batch.empty()) return;
-  auto res = n.store->apply(batch);
-  RAFTKV_CHECK_MSG(res.is_ok(), res.status().to_string().c_str());
-  size_t next_req = 0;
-  for (const kv::ApplyOutcome& out : res->outcomes) {
-    const raftkvpb::InternalRequest& req = *reqs[next_req++];
-    uint64_t d = mix(static_cast<uint64_t>(out.status.code()), fnv1a(out.response.SerializeAsString()));
-    record_outcome(out.index, d, "node " + std::to_string(n.id.value()));
+  for (const MachineOutcome& out : n.machine->apply(batch)) {
+    record_outcome(out.index, mix(out.digest, out.ok ? 1 : 2), "node " + std::to_string(n.id.value()));
     if (!result_.ok) return;
-    if (req.header().member_id() != n.id.value()) continue;
-    auto it = n.pending_writes.find(req.header().id());
+    if (out.member_id != n.id.value()) continue;
+    auto it = n.pending_writes.find(out.request_id);
     if (it == n.pending_writes.end()) continue;
     const int client = it->second;
     n.pending_writes.erase(it);
-    RAFTKV_CHECK_MSG(out.status.is_ok(), out.status.to_string().c_str());
-    bool ok = true;
-    if (req.has_delete_range()) ok = out.response.delete_range().deleted() > 0;
-    if (req.has_txn()) ok = out.response.txn().succeeded();
     ClientState& c = clients_[static_cast<size_t>(client)];
-    if (c.op && history_[*c.op].id == req.header().id()) client_complete(client, std::nullopt, ok);
+    if (c.op && history_[*c.op].id == out.request_id) client_complete(client, std::nullopt, out.ok);
   }
-  if (rng_.chance(flush_chance_)) {
-    Status s = n.store->flush();
-    RAFTKV_CHECK_MSG(s.is_ok(), s.to_string().c_str());
-  }
+  if (rng_.chance(flush_chance_)) n.machine->flush();
 }
 
 void Simulation::serve_reads(Node& n) {
   if (n.reads_ready.empty()) return;
-  const Index applied = std::max(n.applied, n.store->applied_index());
-  std::vector<std::pair<Index, int>> keep;
-  for (auto& [index, client] : n.reads_ready) {
-    if (index > applied) {
-      keep.emplace_back(index, client);
+  const Index applied = std::max(n.applied, n.machine->applied_index());
+  std::vector<Node::WaitingRead> keep;
+  for (const Node::WaitingRead& w : n.reads_ready) {
+    if (w.index > applied) {
+      keep.push_back(w);
       continue;
     }
+    const int client = w.client;
     ClientState& c = clients_[static_cast<size_t>(client)];
-    if (!c.op) continue;
-    etcdserverpb::RangeRequest rr;
-    rr.set_key(history_[*c.op].key);
-    auto resp = n.store->range(rr);
-    RAFTKV_CHECK_MSG(resp.is_ok(), resp.status().to_string().c_str());
-    Value v;
-    if (resp->kvs_size() > 0) v = resp->kvs(0).value();
-    client_complete(client, v, true);
+    if (!c.op || history_[*c.op].id != w.op_id) continue;  // the client gave up on it
+    client_complete(client, n.machine->get(history_[*c.op].key), true);
   }
   n.reads_ready = std::move(keep);
 }
@@ -1024,6 +1014,7 @@ void Simulation::client_next(ClientState& c) {
   }
   op.value = "c" + std::to_string(c.index) + "-" + std::to_string(++c.seq);
   history_.push_back(op);
+  dropped_.push_back(false);
   c.op = history_.size() - 1;
   c.attempts = 0;
   client_attempt(c);
@@ -1050,15 +1041,10 @@ void Simulation::client_attempt(ClientState& c) {
     return;
   }
   if (op.kind == OpKind::kGet && c.serializable) {
-    etcdserverpb::RangeRequest rr;
-    rr.set_key(op.key);
-    auto resp = target->store->range(rr);
-    RAFTKV_CHECK_MSG(resp.is_ok(), resp.status().to_string().c_str());
-    Value v;
-    if (resp->kvs_size() > 0) v = resp->kvs(0).value();
-    serial_reads_.push_back(SerialRead{op_id, op.key, v, target->store->applied_index()});
+    const Value v = target->machine->get(op.key);
+    serial_reads_.push_back(SerialRead{op_id, op.key, v, target->machine->applied_index()});
     // Not part of the linearizable history: checked against the applied history.
-    history_.pop_back();
+    dropped_[*c.op] = true;
     c.op.reset();
     ++result_.stats.ops_ok;
     schedule(rng_.range(0, 30 * kMs), EvKind::kClientNext, c.index);
@@ -1071,7 +1057,7 @@ void Simulation::client_attempt(ClientState& c) {
       client_fail_attempt(c);
       return;
     }
-    target->pending_read_ctx[c.read_ctx] = c.index;
+    target->pending_read_ctx[c.read_ctx] = Node::WaitingRead{Index(0), c.index, op_id};
   } else {
     raftkvpb::InternalRequest req;
     req.mutable_header()->set_id(op_id);
@@ -1117,7 +1103,7 @@ void Simulation::client_fail_attempt(ClientState& c) {
   }
   // Every attempt was refused: the operation never happened.
   ++result_.stats.ops_failed;
-  history_.erase(history_.begin() + static_cast<std::ptrdiff_t>(*c.op));
+  dropped_[*c.op] = true;
   c.op.reset();
   schedule(rng_.range(0, 50 * kMs), EvKind::kClientNext, c.index);
 }
@@ -1183,15 +1169,14 @@ void Simulation::check_step() {
 
 void Simulation::final_checks() {
   // Every member holds the same state (kv::Store's own HashKV).
-  std::optional<uint32_t> hash;
+  std::optional<uint64_t> hash;
   NodeId first;
   for (Node* n : members()) {
-    auto h = n->store->hash_kv(0);
-    RAFTKV_CHECK_MSG(h.is_ok(), h.status().to_string().c_str());
+    const uint64_t h = n->machine->state_hash();
     if (!hash) {
-      hash = h->hash();
+      hash = h;
       first = n->id;
-    } else if (*hash != h->hash()) {
+    } else if (*hash != h) {
       fail("same state at the same index", "HashKV differs between nodes " +
                                                std::to_string(first.value()) + " and " +
                                                std::to_string(n->id.value()) + " at index " +
@@ -1214,7 +1199,11 @@ void Simulation::final_checks() {
       return;
     }
   }
-  CheckResult lin = check_linearizable(history_);
+  std::vector<Op> checked;
+  for (size_t i = 0; i < history_.size(); ++i) {
+    if (!dropped_[i]) checked.push_back(history_[i]);
+  }
+  CheckResult lin = check_linearizable(checked);
   result_.stats.checker_steps += lin.steps;
   if (lin.verdict == CheckResult::Verdict::kViolation) {
     fail("linearizability", "key " + lin.key + " has no linearization:\n" + lin.detail);
@@ -1223,7 +1212,7 @@ void Simulation::final_checks() {
   result_.stats.checker_gave_up = lin.verdict == CheckResult::Verdict::kGaveUp;
   // Every acknowledged write is in the final state or overwritten: the final
   // value of each key, read on every member, must linearize after everything.
-  std::vector<Op> with_final = history_;
+  std::vector<Op> with_final = checked;
   Node* any = members().front();
   for (int k = 0; k < keys_; ++k) {
     Op op;
@@ -1233,11 +1222,7 @@ void Simulation::final_checks() {
     op.key = "k" + std::to_string(k);
     op.invoke_us = now_us_ + 1;
     op.complete_us = now_us_ + 1;
-    etcdserverpb::RangeRequest rr;
-    rr.set_key(op.key);
-    auto resp = any->store->range(rr);
-    RAFTKV_CHECK(resp.is_ok());
-    if (resp->kvs_size() > 0) op.read = resp->kvs(0).value();
+    op.read = any->machine->get(op.key);
     if (op.read != ref_state_[op.key]) {
       fail("final state", "key " + op.key + " on node " + std::to_string(any->id.value()) +
                               " differs from the committed history");
@@ -1311,11 +1296,8 @@ RunResult Simulation::run() {
   result_.last_events.assign(trace_.begin(), trace_.end());
   for (auto& [id, n] : nodes_) {
     n->core.reset();
-    if (n->store) {
-      Status s = n->store->close();
-      (void)s;  // the directory is removed next
-    }
-    n->store.reset();
+    if (n->machine) n->machine->crash();  // nothing of it is needed any more
+    n->machine.reset();
   }
   std::filesystem::remove_all(run_dir_, ec);
   return result_;

@@ -41,6 +41,9 @@ struct RunOptions {
   uint32_t faults = kFaultAll;      ///< Classes the seed may choose from.
   bool randomize_faults = true;     ///< Let the seed pick a subset of `faults`.
   size_t trace_events = 0;          ///< Keep the last N events as text (0 = none).
+  /// State machine: the real kv::Store (RocksDB), or the in-memory reference
+  /// machine (same request semantics, far cheaper to open after a crash).
+  bool kv_store = true;
   std::string work_dir;             ///< Parent of the per-node RocksDB directories.
 };
 

@@ -8,7 +8,6 @@
 namespace raftkv::sim {
 namespace {
 
-using V = Verdict;
 
 uint64_t g_id = 1;
 
