@@ -269,6 +269,8 @@ class Simulation {
   uint64_t fault_interval_us_ = 0;
   uint64_t client_timeout_us_ = 0;
   storage::DiskLogStorageOptions log_options_;
+  uint64_t max_msg_bytes_ = 1 << 20;
+  size_t max_inflight_msgs_ = 256;
 
   // Network state.
   bool blocked_[kMaxNodes][kMaxNodes] = {};
@@ -333,6 +335,10 @@ void Simulation::choose_parameters() {
   // Small WAL segments: cheap in memory, and segment cuts happen in every run.
   log_options_.wal.segment_bytes = rng_.range(8, 256) << 10;
   log_options_.cache_max_bytes = rng_.range(1, 64) << 10;
+  // Flow control: half the runs send one entry per append (tiny messages),
+  // so a follower catches up entry by entry.
+  if (rng_.chance(0.5)) max_msg_bytes_ = rng_.chance(0.5) ? 1 : rng_.range(64, 512);
+  max_inflight_msgs_ = rng_.chance(0.5) ? rng_.range(1, 8) : 256;
 }
 
 Node& Simulation::create_node(NodeId id) {
@@ -379,6 +385,8 @@ void Simulation::start_node(Node& n) {
   cfg.id = n.id;
   cfg.election_ticks = 10;
   cfg.heartbeat_ticks = 1;
+  cfg.max_size_per_msg_bytes = max_msg_bytes_;
+  cfg.max_inflight_msgs = max_inflight_msgs_;
   cfg.seed = opt_.seed ^ (n.incarnation * 0x9E3779B97F4A7C15ull) ^ n.id.value();
   // The configuration is rebuilt by replaying the log after the snapshot; the
   // store skips what it already holds (index <= store.applied_index()).
@@ -597,7 +605,11 @@ void Simulation::drain() {
 
 void Simulation::handle_ready(Node& n) {
   Ready rd = n.core->ready();
-  const int crash_stage = n.crash_at_stage;
+  // An armed crash waits for a Ready with something to persist or apply, so
+  // it lands between a write and the messages that depend on it.
+  const bool has_work = !rd.entries.empty() || rd.hard_state.has_value() ||
+                        !rd.committed_entries.empty() || !rd.messages_after_persist.empty();
+  const int crash_stage = has_work ? n.crash_at_stage : 0;
   auto crash_here = [&](int stage) {
     if (crash_stage != stage) return false;
     crash(n, ("inside a Ready, stage " + std::to_string(stage)).c_str());
