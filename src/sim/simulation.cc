@@ -567,7 +567,9 @@ void Simulation::handle(const Event& e) {
         for (const ClientState& c : clients_) busy = busy || c.op.has_value();
         bool converged = !busy;
         uint64_t top = 0;
-        for (Node* n : members()) top = std::max(top, n->core->log().committed().value());
+        for (Node* n : members()) {
+          if (n->alive) top = std::max(top, n->core->log().committed().value());
+        }
         for (Node* n : members()) {
           converged = converged && n->alive && n->applied.value() == top &&
                       n->core->log().last_index().value() == top;
