@@ -7,8 +7,12 @@
 
 namespace raftkv::kv::errors {
 
-inline Status empty_key() { return Status::invalid_argument("etcdserver: key is not provided"); }
-inline Status key_not_found() { return Status::invalid_argument("etcdserver: key not found"); }
+inline Status empty_key() {
+  return Status::invalid_argument("etcdserver: key is not provided");
+}
+inline Status key_not_found() {
+  return Status::invalid_argument("etcdserver: key not found");
+}
 inline Status value_provided() {
   return Status::invalid_argument("etcdserver: value is provided");
 }

@@ -15,14 +15,29 @@ void Index::append(std::string_view key, const KeyRev& r) {
   logical_bytes_ += entry_bytes(key.size(), r);
 }
 
+namespace {
+struct RevLess {
+  bool operator()(const KeyRev& k, const std::pair<int64_t, uint32_t>& v) const {
+    return k.main < v.first || (k.main == v.first && k.sub < v.second);
+  }
+};
+}  // namespace
+
+const KeyRev* Index::before(std::string_view key, int64_t main, uint32_t sub) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return nullptr;
+  const auto& revs = it->second;
+  auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub),
+                              RevLess());
+  return pos == revs.begin() ? nullptr : &*(pos - 1);
+}
+
 bool Index::contains(std::string_view key, int64_t main, uint32_t sub) const {
   auto it = keys_.find(key);
   if (it == keys_.end()) return false;
   const auto& revs = it->second;
   auto pos = std::lower_bound(revs.begin(), revs.end(), std::pair<int64_t, uint32_t>(main, sub),
-                              [](const KeyRev& k, const std::pair<int64_t, uint32_t>& v) {
-                                return k.main < v.first || (k.main == v.first && k.sub < v.second);
-                              });
+                              RevLess());
   return pos != revs.end() && pos->main == main && pos->sub == sub;
 }
 

@@ -98,19 +98,17 @@ class Index {
     }
   }
 
-  /// Calls f(key, change) for every retained change with main <= rev.
+  /// Calls f(key, changes) for every key with its retained changes, oldest first.
   template <typename F>
-  void visit_changes(int64_t rev, F&& f) const {
-    for (const auto& [key, revs] : keys_) {
-      for (const KeyRev& r : revs) {
-        if (r.main > rev) break;
-        f(key, r);
-      }
-    }
+  void visit_histories(F&& f) const {
+    for (const auto& [key, revs] : keys_) f(key, revs);
   }
 
   /// Records a new change. REQUIRES: (r.main, r.sub) is newer than the key's latest.
   void append(std::string_view key, const KeyRev& r);
+
+  /// The retained change of `key` just before (main, sub), or nullptr.
+  const KeyRev* before(std::string_view key, int64_t main, uint32_t sub) const;
 
   /// True if the change (main, sub) of `key` is retained.
   bool contains(std::string_view key, int64_t main, uint32_t sub) const;

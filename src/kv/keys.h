@@ -47,8 +47,12 @@ inline std::string rev_key(int64_t main, uint64_t sub) {
 inline bool is_rev_key(std::string_view k) {
   return k.size() == kRevKeyBytes && k[0] == kRevPrefix;
 }
-inline int64_t rev_main(std::string_view k) { return static_cast<int64_t>(get_be64(k.substr(1))); }
-inline uint64_t rev_sub(std::string_view k) { return get_be64(k.substr(9)); }
+inline int64_t rev_main(std::string_view k) {
+  return static_cast<int64_t>(get_be64(k.substr(1)));
+}
+inline uint64_t rev_sub(std::string_view k) {
+  return get_be64(k.substr(9));
+}
 
 inline std::string meta_key(std::string_view name) {
   std::string k(1, kMetaPrefix);

@@ -39,7 +39,8 @@ void put_le64(std::string* s, uint64_t v) {
 }
 uint64_t get_le(std::string_view s, size_t at, int bytes) {
   uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<size_t>(i)]);
+  for (int i = bytes - 1; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(s[at + static_cast<size_t>(i)]);
   return v;
 }
 
@@ -72,7 +73,8 @@ Status unframe(std::string_view chunk, uint8_t* kind, std::string_view* payload)
 }
 
 bool skipped_in_stream(std::string_view key) {
-  return key == keys::meta_key(keys::kFormatName) || key == keys::meta_key(keys::kPhysicalCompactRev);
+  return key == keys::meta_key(keys::kFormatName) ||
+         key == keys::meta_key(keys::kPhysicalCompactRev);
 }
 
 class RocksSnapshotStream final : public SnapshotStream {
@@ -112,7 +114,8 @@ class RocksSnapshotStream final : public SnapshotStream {
           p.append(it_->value().data(), it_->value().size());
           ++records_;
         }
-        if (!it_->status().ok()) return Status::io_error("snapshot scan: " + it_->status().ToString());
+        if (!it_->status().ok())
+          return Status::io_error("snapshot scan: " + it_->status().ToString());
         if (!p.empty()) {
           ++data_chunks_;
           return std::optional<std::string>(frame(kData, p));
@@ -190,7 +193,8 @@ Result<std::unique_ptr<Store>> Store::restore(const std::string& dir, const Stor
       RAFTKV_RETURN_IF_ERROR(unframe(chunk, &kind, &p));
       if (!header) {
         if (kind != kHeader || p.size() != 12) return Status::corruption("restore: missing header");
-        if (get_le(p, 0, 4) != kStreamVersion) return Status::corruption("restore: unknown stream version");
+        if (get_le(p, 0, 4) != kStreamVersion)
+          return Status::corruption("restore: unknown stream version");
         applied = get_le(p, 4, 8);
         header = true;
         continue;
@@ -210,7 +214,8 @@ Result<std::unique_ptr<Store>> Store::restore(const std::string& dir, const Stor
         if (p.size() - at < 8) return Status::corruption("restore: truncated record");
         const uint64_t kl = get_le(p, at, 4), vl = get_le(p, at + 4, 4);
         at += 8;
-        if (kl == 0 || p.size() - at < kl + vl) return Status::corruption("restore: truncated record");
+        if (kl == 0 || p.size() - at < kl + vl)
+          return Status::corruption("restore: truncated record");
         std::string_view k = p.substr(at, kl), v = p.substr(at + kl, vl);
         at += kl + vl;
         const bool known = (keys::is_rev_key(k)) || (k[0] == keys::kLeasePrefix && k.size() == 9) ||

@@ -27,7 +27,9 @@ Status io(const rocksdb::Status& s, std::string_view what) {
   return Status::io_error(std::string(what) + ": " + s.ToString());
 }
 
-rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+rocksdb::Slice slice(std::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
 
 // Releases a RocksDB snapshot when the read is over.
 class SnapshotGuard {
@@ -72,8 +74,7 @@ bool needs_all_keys(const RangeRequest& r) {
   // etcd fetches everything before sorting or filtering, and applies the
   // limit afterwards; otherwise it fetches limit+1 keys in key order.
   return r.sort_order() != RangeRequest::NONE || r.min_mod_revision() != 0 ||
-         r.max_mod_revision() != 0 || r.min_create_revision() != 0 ||
-         r.max_create_revision() != 0;
+         r.max_mod_revision() != 0 || r.min_create_revision() != 0 || r.max_create_revision() != 0;
 }
 
 // Collects the live keys of the range at `rev` and counts all of them.
@@ -81,14 +82,13 @@ void collect(const Index& index, const RangeRequest& r, int64_t rev, Collected* 
   const uint64_t fetch_limit =
       needs_all_keys(r) ? 0 : (r.limit() > 0 ? static_cast<uint64_t>(r.limit()) + 1 : 0);
   const bool want_items = !r.count_only();
-  index.visit(Bounds::of(r.key(), r.range_end()), rev,
-              [&](const std::string& k, const KeyRev& kr) {
-                ++out->count;
-                if (want_items && (fetch_limit == 0 || out->items.size() < fetch_limit)) {
-                  out->items.push_back(Item{k, kr, {}});
-                }
-                return true;
-              });
+  index.visit(Bounds::of(r.key(), r.range_end()), rev, [&](const std::string& k, const KeyRev& kr) {
+    ++out->count;
+    if (want_items && (fetch_limit == 0 || out->items.size() < fetch_limit)) {
+      out->items.push_back(Item{k, kr, {}});
+    }
+    return true;
+  });
 }
 
 template <typename Less>
@@ -110,8 +110,10 @@ Result<RangeResponse> finish_range(const RangeRequest& r, int64_t header_rev, Co
   auto prune = [&](auto drop) {
     items.erase(std::remove_if(items.begin(), items.end(), drop), items.end());
   };
-  if (r.max_mod_revision() != 0) prune([&](const Item& i) { return i.rev.main > r.max_mod_revision(); });
-  if (r.min_mod_revision() != 0) prune([&](const Item& i) { return i.rev.main < r.min_mod_revision(); });
+  if (r.max_mod_revision() != 0)
+    prune([&](const Item& i) { return i.rev.main > r.max_mod_revision(); });
+  if (r.min_mod_revision() != 0)
+    prune([&](const Item& i) { return i.rev.main < r.min_mod_revision(); });
   if (r.max_create_revision() != 0) {
     prune([&](const Item& i) { return i.rev.create > r.max_create_revision(); });
   }
@@ -137,13 +139,16 @@ Result<RangeResponse> finish_range(const RangeRequest& r, int64_t header_rev, Co
     const bool desc = order == RangeRequest::DESCEND;
     switch (r.sort_target()) {
       case RangeRequest::VERSION:
-        sort_items(items, desc, [](const Item& a, const Item& b) { return a.rev.version < b.rev.version; });
+        sort_items(items, desc,
+                   [](const Item& a, const Item& b) { return a.rev.version < b.rev.version; });
         break;
       case RangeRequest::CREATE:
-        sort_items(items, desc, [](const Item& a, const Item& b) { return a.rev.create < b.rev.create; });
+        sort_items(items, desc,
+                   [](const Item& a, const Item& b) { return a.rev.create < b.rev.create; });
         break;
       case RangeRequest::MOD:
-        sort_items(items, desc, [](const Item& a, const Item& b) { return a.rev.main < b.rev.main; });
+        sort_items(items, desc,
+                   [](const Item& a, const Item& b) { return a.rev.main < b.rev.main; });
         break;
       case RangeRequest::VALUE:
         RAFTKV_RETURN_IF_ERROR(fetch_all());
@@ -177,7 +182,9 @@ Result<RangeResponse> finish_range(const RangeRequest& r, int64_t header_rev, Co
   return resp;
 }
 
-int compare_int(int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+int compare_int(int64_t a, int64_t b) {
+  return a < b ? -1 : (a > b ? 1 : 0);
+}
 
 bool compare_kv(const Compare& c, const mvccpb::KeyValue& kv) {
   int result = 0;
@@ -190,16 +197,17 @@ bool compare_kv(const Compare& c, const mvccpb::KeyValue& kv) {
       break;
     }
     case Compare::CREATE:
-      result = compare_int(kv.create_revision(),
-                           c.target_union_case() == Compare::kCreateRevision ? c.create_revision() : 0);
+      result =
+          compare_int(kv.create_revision(),
+                      c.target_union_case() == Compare::kCreateRevision ? c.create_revision() : 0);
       break;
     case Compare::MOD:
       result = compare_int(kv.mod_revision(),
                            c.target_union_case() == Compare::kModRevision ? c.mod_revision() : 0);
       break;
     case Compare::VERSION:
-      result = compare_int(kv.version(),
-                           c.target_union_case() == Compare::kVersion ? c.version() : 0);
+      result =
+          compare_int(kv.version(), c.target_union_case() == Compare::kVersion ? c.version() : 0);
       break;
     case Compare::LEASE:
       result = compare_int(kv.lease(), c.target_union_case() == Compare::kLease ? c.lease() : 0);
@@ -208,11 +216,16 @@ bool compare_kv(const Compare& c, const mvccpb::KeyValue& kv) {
       break;
   }
   switch (c.result()) {
-    case Compare::EQUAL: return result == 0;
-    case Compare::NOT_EQUAL: return result != 0;
-    case Compare::GREATER: return result > 0;
-    case Compare::LESS: return result < 0;
-    default: return true;
+    case Compare::EQUAL:
+      return result == 0;
+    case Compare::NOT_EQUAL:
+      return result != 0;
+    case Compare::GREATER:
+      return result > 0;
+    case Compare::LESS:
+      return result < 0;
+    default:
+      return true;
   }
 }
 
@@ -273,7 +286,9 @@ struct Store::TxnContext {
 Store::Store(std::string dir, StoreOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {}
 
-Store::~Store() { (void)close(); }
+Store::~Store() {
+  (void)close();
+}
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOptions& options) {
   std::unique_ptr<Store> s(new Store(dir, options));
@@ -323,7 +338,8 @@ Status Store::load() {
   };
 
   std::string format;
-  rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), slice(keys::meta_key(keys::kFormatName)), &format);
+  rocksdb::Status st =
+      db_->Get(rocksdb::ReadOptions(), slice(keys::meta_key(keys::kFormatName)), &format);
   if (st.IsNotFound()) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     it->SeekToFirst();
@@ -400,7 +416,8 @@ Status Store::load() {
   if (!it->status().ok()) return io(it->status(), "scan revisions");
   const int64_t revision = static_cast<int64_t>(*rev);
   const int64_t compact_rev = static_cast<int64_t>(*compact);
-  if (max_main > revision) return Status::corruption("kv: a stored revision is above the store revision");
+  if (max_main > revision)
+    return Status::corruption("kv: a stored revision is above the store revision");
   if (compact_rev > revision) return Status::corruption("kv: compaction above the store revision");
   if (compact_rev >= 0) index_.compact(compact_rev);
 
@@ -408,7 +425,8 @@ Status Store::load() {
   const std::string lfirst(1, keys::kLeasePrefix);
   for (it->Seek(lfirst); it->Valid() && it->key()[0] == keys::kLeasePrefix; it->Next()) {
     etcdserverpb::LeaseGrantRequest l;
-    if (it->key().size() != 9 || !l.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+    if (it->key().size() != 9 ||
+        !l.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return Status::corruption("kv: malformed lease record");
     }
     leases_[l.id()].ttl_seconds = l.ttl();
@@ -620,7 +638,8 @@ Result<RangeResponse> Store::range(const RangeRequest& req) const {
       if (!sts[n].ok()) return io(sts[n], "read value");
       bool tomb = false;
       if (!decode_record(values[n], &tomb, &kv) || tomb) {
-        return Status::corruption("kv: bad record at revision " + std::to_string(items[n]->rev.main));
+        return Status::corruption("kv: bad record at revision " +
+                                  std::to_string(items[n]->rev.main));
       }
       items[n]->value = std::move(*kv.mutable_value());
     }
@@ -645,8 +664,15 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
     if (revision > 0 && revision <= compact) return errors::compacted();
     if (revision > 0 && revision > cur) return errors::future_rev();
     if (revision <= 0) revision = cur;
-    index_.visit_changes(revision, [&](const std::string&, const KeyRev& r) {
-      changes.push_back({r.main, r.sub});
+    // etcd's selection: every revision in (compact, revision], and a revision
+    // kept by the compaction only while it is still its key's newest at
+    // `revision`.
+    index_.visit_histories([&](const std::string&, const std::vector<KeyRev>& revs) {
+      for (size_t i = 0; i < revs.size() && revs[i].main <= revision; ++i) {
+        const bool newest = i + 1 == revs.size() || revs[i + 1].main > revision;
+        if (revs[i].main <= compact && !newest) continue;
+        changes.push_back({revs[i].main, revs[i].sub});
+      }
     });
     snap = db_->GetSnapshot();
   }
@@ -666,7 +692,8 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
     const size_t n = std::min(kChunk, changes.size() - at);
     rkeys.clear();
     slices.clear();
-    for (size_t i = 0; i < n; ++i) rkeys.push_back(keys::rev_key(changes[at + i].main, changes[at + i].sub));
+    for (size_t i = 0; i < n; ++i)
+      rkeys.push_back(keys::rev_key(changes[at + i].main, changes[at + i].sub));
     for (const auto& k : rkeys) slices.emplace_back(k);
     std::vector<rocksdb::Status> sts = db_->MultiGet(ro, slices, &values);
     for (size_t i = 0; i < n; ++i) {
@@ -680,6 +707,114 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
   resp.set_hash(h);
   resp.set_compact_revision(compact);
   return resp;
+}
+
+Result<EventPage> Store::events_since(int64_t start_revision, std::string_view key,
+                                      std::string_view range_end, bool prev_kv,
+                                      size_t max_events) const {
+  RAFTKV_CHECK(max_events > 0);
+  const Bounds bounds = Bounds::of(key, range_end);
+  EventPage page;
+  int64_t compact = 0;
+  const rocksdb::Snapshot* snap = nullptr;
+  {
+    std::shared_lock l(mu_);
+    page.revision = revision_.load();
+    compact = index_compact_;
+    if (start_revision < compact) return errors::compacted();
+    if (start_revision <= 0 || start_revision > page.revision) {
+      page.next_revision = std::max<int64_t>(start_revision, page.revision + 1);
+      return page;
+    }
+    snap = db_->GetSnapshot();
+  }
+  SnapshotGuard guard(db_.get(), snap);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  const std::string end = keys::rev_key(page.revision + 1, 0);
+
+  // Records are read in chunks, then checked against the index under the
+  // shared lock (a record below the compaction point that the index no
+  // longer holds is garbage awaiting physical removal).
+  struct Candidate {
+    int64_t main;
+    uint32_t sub;
+    bool tombstone;
+    mvccpb::KeyValue kv;
+  };
+  constexpr size_t kChunk = 256;
+  std::vector<Candidate> chunk;
+  size_t events = 0;
+  int64_t last_rev = start_revision - 1;
+  bool full = false;
+  it->Seek(keys::rev_key(start_revision, 0));
+  while (!full) {
+    chunk.clear();
+    for (; it->Valid() && chunk.size() < kChunk; it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k >= end) break;
+      Candidate c;
+      c.main = keys::rev_main(k);
+      c.sub = static_cast<uint32_t>(keys::rev_sub(k));
+      if (!decode_record(std::string_view(it->value().data(), it->value().size()), &c.tombstone,
+                         &c.kv)) {
+        return Status::corruption("kv: malformed record at revision " + std::to_string(c.main));
+      }
+      if (!bounds.contains(c.kv.key())) continue;
+      // A revision is never split: stop at the first change of a new
+      // revision once the page is full.
+      if (events >= max_events && c.main != last_rev) {
+        full = true;
+        break;
+      }
+      last_rev = c.main;
+      ++events;
+      chunk.push_back(std::move(c));
+    }
+    if (!it->status().ok()) return io(it->status(), "history scan");
+    if (chunk.empty()) break;
+    std::vector<std::pair<size_t, KeyRev>> prevs;  // chunk position -> previous change
+    {
+      std::shared_lock l(mu_);
+      if (index_compact_ != compact && start_revision < index_compact_) return errors::compacted();
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        const Candidate& c = chunk[i];
+        if (c.main <= index_compact_ && !index_.contains(c.kv.key(), c.main, c.sub)) {
+          chunk[i].main = -1;  // dropped
+          continue;
+        }
+        if (!prev_kv) continue;
+        const KeyRev* p = index_.before(c.kv.key(), c.main, c.sub);
+        if (p != nullptr && !p->tombstone) prevs.emplace_back(i, *p);
+      }
+    }
+    size_t next_prev = 0;
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      Candidate& c = chunk[i];
+      if (c.main < 0) continue;
+      mvccpb::Event ev;
+      ev.set_type(c.tombstone ? mvccpb::Event::DELETE : mvccpb::Event::PUT);
+      if (c.tombstone) c.kv.set_mod_revision(c.main);
+      if (next_prev < prevs.size() && prevs[next_prev].first == i) {
+        const KeyRev& p = prevs[next_prev++].second;
+        std::string rec;
+        rocksdb::Status st = db_->Get(ro, keys::rev_key(p.main, p.sub), &rec);
+        if (!st.ok()) return io(st, "history prev read");
+        bool tomb = false;
+        if (!decode_record(rec, &tomb, ev.mutable_prev_kv()) || tomb) {
+          return Status::corruption("kv: bad record at revision " + std::to_string(p.main));
+        }
+      }
+      *ev.mutable_kv() = std::move(c.kv);
+      if (page.revisions.empty() || page.revisions.back().revision != c.main) {
+        page.revisions.push_back(RevisionEvents{c.main, {}});
+      }
+      page.revisions.back().events.push_back(std::move(ev));
+    }
+  }
+  page.next_revision = full ? last_rev + 1 : page.revision + 1;
+  return page;
 }
 
 // ---------------------------------------------------------------- apply
@@ -709,7 +844,8 @@ Result<ApplyResult> Store::apply(std::span<const ApplyEntry> batch) {
   }
   auto& wb = pending_->batch;
   wb.Put(slice(keys::meta_key(keys::kAppliedIndex)), slice(keys::u64_value(last)));
-  wb.Put(slice(keys::meta_key(keys::kRevision)), slice(keys::u64_value(static_cast<uint64_t>(cur_rev_))));
+  wb.Put(slice(keys::meta_key(keys::kRevision)),
+         slice(keys::u64_value(static_cast<uint64_t>(cur_rev_))));
   wb.Put(slice(keys::meta_key(keys::kCompactRev)),
          slice(keys::u64_value(static_cast<uint64_t>(cur_compact_))));
   rocksdb::WriteOptions wo;
@@ -737,7 +873,8 @@ Result<ApplyResult> Store::apply(std::span<const ApplyEntry> batch) {
   return result;
 }
 
-Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out, ApplyResult* result) {
+Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
+                        ApplyResult* result) {
   using R = raftkvpb::InternalRequest;
   // The shape checks do not depend on configuration, so every member reaches
   // the same verdict even for a request that skipped validate().
@@ -776,7 +913,8 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
     }
     case R::kDeleteRange: {
       TxnContext t{cur_rev_};
-      RAFTKV_RETURN_IF_ERROR(settle(apply_delete(t, req.delete_range(), out->response.mutable_delete_range())));
+      RAFTKV_RETURN_IF_ERROR(
+          settle(apply_delete(t, req.delete_range(), out->response.mutable_delete_range())));
       finish_txn(t, result);
       return Status::ok();
     }
@@ -787,7 +925,8 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
     case R::kLeaseGrant:
       return settle(apply_lease_grant(req.lease_grant(), out->response.mutable_lease_grant()));
     case R::kLeaseRevoke:
-      return settle(apply_lease_revoke(req.lease_revoke(), out->response.mutable_lease_revoke(), result));
+      return settle(
+          apply_lease_revoke(req.lease_revoke(), out->response.mutable_lease_revoke(), result));
     case R::REQUEST_NOT_SET:
       break;
   }
@@ -802,9 +941,9 @@ bool Store::over_quota(uint64_t cost_bytes) const {
 Result<std::string> Store::read_value(int64_t main, uint32_t sub) const {
   std::string v;
   const std::string k = keys::rev_key(main, sub);
-  rocksdb::Status st = pending_ != nullptr
-                           ? pending_->batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), slice(k), &v)
-                           : db_->Get(rocksdb::ReadOptions(), slice(k), &v);
+  rocksdb::Status st = pending_ != nullptr ? pending_->batch.GetFromBatchAndDB(
+                                                 db_.get(), rocksdb::ReadOptions(), slice(k), &v)
+                                           : db_->Get(rocksdb::ReadOptions(), slice(k), &v);
   if (!st.ok()) return io(st, "read revision " + std::to_string(main));
   return v;
 }
@@ -865,19 +1004,22 @@ void Store::put_key(TxnContext& t, std::string_view key, std::string_view value,
   kv->set_version(r.version);
   kv->set_value(std::string(value));
   kv->set_lease(lease);
-  std::string record(1, keys::kPutRecord);
-  kv->AppendToString(&record);
-  pending_->batch.Put(slice(keys::rev_key(main, sub)), slice(record));
-  {
-    std::unique_lock l(mu_);
-    index_.append(key, r);
-    if (old_lease != 0) {
-      auto it = leases_.find(old_lease);
-      if (it != leases_.end()) it->second.keys.erase(std::string(key));
-    }
-    if (lease != 0) leases_[lease].keys.insert(std::string(key));
-  }
+  record_change(key, r, *kv, old_lease);
   t.events.push_back(std::move(ev));
+}
+
+void Store::record_change(std::string_view key, const KeyRev& r, const mvccpb::KeyValue& stored,
+                          int64_t old_lease) {
+  std::string record(1, r.tombstone ? keys::kTombstoneRecord : keys::kPutRecord);
+  stored.AppendToString(&record);
+  pending_->batch.Put(slice(keys::rev_key(r.main, r.sub)), slice(record));
+  std::unique_lock l(mu_);
+  index_.append(key, r);
+  if (old_lease != 0) {
+    auto it = leases_.find(old_lease);
+    if (it != leases_.end()) it->second.keys.erase(std::string(key));
+  }
+  if (r.lease != 0) leases_[r.lease].keys.insert(std::string(key));
 }
 
 void Store::delete_key(TxnContext& t, std::string_view key) {
@@ -899,17 +1041,7 @@ void Store::delete_key(TxnContext& t, std::string_view key) {
   r.tombstone = true;
   mvccpb::KeyValue stored;
   stored.set_key(std::string(key));
-  std::string record(1, keys::kTombstoneRecord);
-  stored.AppendToString(&record);
-  pending_->batch.Put(slice(keys::rev_key(main, sub)), slice(record));
-  {
-    std::unique_lock l(mu_);
-    index_.append(key, r);
-    if (old_lease != 0) {
-      auto it = leases_.find(old_lease);
-      if (it != leases_.end()) it->second.keys.erase(std::string(key));
-    }
-  }
+  record_change(key, r, stored, old_lease);
   // A delete event carries the key and the deleting revision (etcd).
   ev.mutable_kv()->set_key(std::string(key));
   ev.mutable_kv()->set_mod_revision(main);
@@ -965,22 +1097,23 @@ Status Store::apply_delete(TxnContext& t, const etcdserverpb::DeleteRangeRequest
 bool Store::compare_holds(const Compare& c) const {
   bool any = false;
   bool holds = true;
-  index_.visit(Bounds::of(c.key(), c.range_end()), cur_rev_, [&](const std::string& k, const KeyRev& r) {
-    any = true;
-    mvccpb::KeyValue kv;
-    if (c.target() == Compare::VALUE) {
-      auto full = read_kv(k, r);
-      RAFTKV_CHECK_MSG(full.is_ok(), "apply: a live value is unreadable");
-      kv = std::move(full.value());
-    } else {
-      kv.set_create_revision(r.create);
-      kv.set_mod_revision(r.main);
-      kv.set_version(r.version);
-      kv.set_lease(r.lease);
-    }
-    holds = compare_kv(c, kv);
-    return holds;
-  });
+  index_.visit(Bounds::of(c.key(), c.range_end()), cur_rev_,
+               [&](const std::string& k, const KeyRev& r) {
+                 any = true;
+                 mvccpb::KeyValue kv;
+                 if (c.target() == Compare::VALUE) {
+                   auto full = read_kv(k, r);
+                   RAFTKV_CHECK_MSG(full.is_ok(), "apply: a live value is unreadable");
+                   kv = std::move(full.value());
+                 } else {
+                   kv.set_create_revision(r.create);
+                   kv.set_mod_revision(r.main);
+                   kv.set_version(r.version);
+                   kv.set_lease(r.lease);
+                 }
+                 holds = compare_kv(c, kv);
+                 return holds;
+               });
   if (!any) {
     // A value compare on a missing key always fails; other targets compare
     // against zero (etcd).

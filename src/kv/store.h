@@ -110,6 +110,13 @@ struct ApplyResult {
   std::vector<RevisionEvents> events;  ///< Ascending revision.
 };
 
+/// A page of history for a watcher that starts in the past.
+struct EventPage {
+  std::vector<RevisionEvents> revisions;  ///< Ascending; whole revisions only.
+  int64_t next_revision = 0;  ///< Ask again from here for more (revision()+1 = caught up).
+  int64_t revision = 0;       ///< Store revision the page was read at.
+};
+
 /// A consistent image of the store at one applied index, as a stream of
 /// framed, checksummed chunks (format in docs/kv.md). Holds a RocksDB
 /// snapshot: destroy it before the Store.
@@ -117,8 +124,8 @@ class SnapshotStream {
  public:
   virtual ~SnapshotStream() = default;
   virtual raft::Index applied_index() const = 0;
-  /// The next chunk, or std::nullopt after the last one. Chunks are at most
-  /// ~1 MiB.
+  /// The next chunk, or std::nullopt after the last one. A chunk holds about
+  /// 1 MiB of records (one large record may overshoot it).
   virtual Result<std::optional<std::string>> next_chunk() = 0;
 };
 
@@ -138,8 +145,7 @@ class Store {
   /// Builds a new store in `dir` (which must not exist or be empty) from a
   /// snapshot stream, validating every chunk, and opens it. A crash midway
   /// leaves a directory open() refuses; delete it and retry.
-  static Result<std::unique_ptr<Store>> restore(const std::string& dir,
-                                                const StoreOptions& options,
+  static Result<std::unique_ptr<Store>> restore(const std::string& dir, const StoreOptions& options,
                                                 const ChunkSource& source);
 
   ~Store();
@@ -167,6 +173,17 @@ class Store {
   /// (0 = current). Equal on members that applied the same entries. Any thread.
   Result<etcdserverpb::HashKVResponse> hash_kv(int64_t revision) const;
 
+  /// The events of revisions [start_revision, revision()] on keys within
+  /// (key, range_end) (etcd's range forms), oldest first, as a watcher
+  /// starting at start_revision must receive them before live events. Stops
+  /// after the revision in which the page reaches `max_events` (a revision is
+  /// never split); page on from next_revision. prev_kv is filled when asked
+  /// and the previous change is retained. Compacted (etcd) when
+  /// start_revision < compact_revision(), including when a compaction passes
+  /// start_revision during the read. Any thread.
+  Result<EventPage> events_since(int64_t start_revision, std::string_view key,
+                                 std::string_view range_end, bool prev_kv, size_t max_events) const;
+
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;
 
@@ -175,6 +192,7 @@ class Store {
 
   /// Stops the background thread and closes RocksDB (flushing first if
   /// options.flush_on_close). Apply thread; also done by the destructor.
+  /// REQUIRES: no read or SnapshotStream in progress or started afterwards.
   Status close();
 
   raft::Index applied_index() const { return raft::Index(applied_index_.load()); }
@@ -191,7 +209,8 @@ class Store {
   /// Number of keys with retained history (live or not yet compacted away).
   size_t index_key_count() const;
 
-  /// Granted leases and the keys currently attached to one. Any thread.
+  /// Granted leases and the keys currently attached to one. Any thread; while
+  /// apply() runs they may already show changes of the batch in progress.
   bool lease_exists(int64_t id) const;
   std::vector<std::string> lease_keys(int64_t id) const;
   std::vector<int64_t> leases() const;
@@ -232,8 +251,12 @@ class Store {
                             etcdserverpb::LeaseRevokeResponse* resp, ApplyResult* result);
   void put_key(TxnContext& t, std::string_view key, std::string_view value, int64_t lease);
   void delete_key(TxnContext& t, std::string_view key);
+  // Stages one change in the pending batch and the index, moving the key
+  // between leases (from old_lease to r.lease).
+  void record_change(std::string_view key, const KeyRev& r, const mvccpb::KeyValue& stored,
+                     int64_t old_lease);
   void finish_txn(TxnContext& t, ApplyResult* result);
-  Result<std::string> read_value(int64_t main, uint32_t sub) const;  // apply thread
+  Result<std::string> read_value(int64_t main, uint32_t sub) const;               // apply thread
   Result<mvccpb::KeyValue> read_kv(std::string_view key, const KeyRev& r) const;  // apply thread
   Result<etcdserverpb::RangeResponse> range_in_txn(const etcdserverpb::RangeRequest& req,
                                                    int64_t cur_rev) const;

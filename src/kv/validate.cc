@@ -33,11 +33,16 @@ Status check_txn(const TxnRequest& t, int64_t max_ops);
 
 Status check_op(const RequestOp& op, int64_t max_ops) {
   switch (op.request_case()) {
-    case RequestOp::kRequestRange: return check_range(op.request_range());
-    case RequestOp::kRequestPut: return check_put(op.request_put());
-    case RequestOp::kRequestDeleteRange: return check_delete(op.request_delete_range());
-    case RequestOp::kRequestTxn: return check_txn(op.request_txn(), max_ops);
-    case RequestOp::REQUEST_NOT_SET: break;
+    case RequestOp::kRequestRange:
+      return check_range(op.request_range());
+    case RequestOp::kRequestPut:
+      return check_put(op.request_put());
+    case RequestOp::kRequestDeleteRange:
+      return check_delete(op.request_delete_range());
+    case RequestOp::kRequestTxn:
+      return check_txn(op.request_txn(), max_ops);
+    case RequestOp::REQUEST_NOT_SET:
+      break;
   }
   return errors::key_not_found();  // etcd's answer to an empty op
 }
@@ -77,7 +82,13 @@ Status check_intervals(const google::protobuf::RepeatedPtrField<RequestOp>& ops,
   for (const auto& op : ops) {
     if (!op.has_request_delete_range()) continue;
     const auto& d = op.request_delete_range();
-    if (!d.range_end().empty()) {
+    if (d.range_end() == std::string_view("\0", 1)) {
+      // "Every key >= key". etcd 3.4 takes "\0" literally here, so the
+      // interval is empty and a put of a deleted key slips through (etcd then
+      // panics applying an ignore_value put of it); we treat it as the range
+      // it means.
+      dels->push_back({d.key(), ""});
+    } else if (!d.range_end().empty()) {
       dels->push_back({d.key(), d.range_end()});
     } else {
       dels->push_back({d.key(), d.key() + std::string(1, '\0')});
@@ -119,9 +130,12 @@ Status Store::validate(const raftkvpb::InternalRequest& request, const StoreOpti
     return errors::request_too_large();
   }
   switch (request.request_case()) {
-    case R::kRange: return check_range(request.range());
-    case R::kPut: return check_put(request.put());
-    case R::kDeleteRange: return check_delete(request.delete_range());
+    case R::kRange:
+      return check_range(request.range());
+    case R::kPut:
+      return check_put(request.put());
+    case R::kDeleteRange:
+      return check_delete(request.delete_range());
     case R::kTxn: {
       const auto& t = request.txn();
       RAFTKV_RETURN_IF_ERROR(check_txn(t, options.max_txn_ops));

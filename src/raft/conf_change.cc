@@ -82,9 +82,15 @@ Status ConfChanger::apply_changes(TrackerState* s,
       return Status::invalid_argument("conf change: node id 0 is reserved; use a non-zero id");
     }
     switch (c.type) {
-      case ConfChangeType::kAddNode: make_voter(s, c.node_id); break;
-      case ConfChangeType::kAddLearner: make_learner(s, c.node_id); break;
-      case ConfChangeType::kRemoveNode: remove(s, c.node_id); break;
+      case ConfChangeType::kAddNode:
+        make_voter(s, c.node_id);
+        break;
+      case ConfChangeType::kAddLearner:
+        make_learner(s, c.node_id);
+        break;
+      case ConfChangeType::kRemoveNode:
+        remove(s, c.node_id);
+        break;
       default:
         return Status::invalid_argument("conf change: unknown change type");
     }
@@ -143,7 +149,8 @@ Result<TrackerState> ConfChanger::enter_joint(bool auto_leave,
 Result<TrackerState> ConfChanger::leave_joint() const {
   TrackerState s = copy();
   if (!s.config.voters.joint()) {
-    return Status::failed_precondition("conf change: not in a joint configuration; nothing to leave");
+    return Status::failed_precondition(
+        "conf change: not in a joint configuration; nothing to leave");
   }
   for (NodeId id : s.config.learners_next) {
     sorted_insert(&s.config.learners, id);
@@ -215,7 +222,8 @@ Status restore_conf_state(const ConfState& cs, Index last_index, ProgressTracker
     return Status::ok();  // an empty configuration (a node not yet bootstrapped)
   }
   if (!cs.voters_outgoing.empty()) {
-    for (NodeId id : cs.voters_outgoing) RAFTKV_RETURN_IF_ERROR(add_one(ConfChangeType::kAddNode, id));
+    for (NodeId id : cs.voters_outgoing)
+      RAFTKV_RETURN_IF_ERROR(add_one(ConfChangeType::kAddNode, id));
     std::vector<ConfChangeSingle> incoming;
     // Remove outgoing voters not in the incoming set, add the incoming set,
     // then learners and learners_next.
@@ -235,7 +243,8 @@ Status restore_conf_state(const ConfState& cs, Index last_index, ProgressTracker
     for (NodeId id : cs.learners) RAFTKV_RETURN_IF_ERROR(add_one(ConfChangeType::kAddLearner, id));
   }
   if (tracker->conf_state() != cs) {
-    return Status::invalid_argument("conf state: not reachable by valid changes (overlapping sets?)");
+    return Status::invalid_argument(
+        "conf state: not reachable by valid changes (overlapping sets?)");
   }
   return Status::ok();
 }

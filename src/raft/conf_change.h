@@ -39,7 +39,8 @@ class ConfChanger {
 
   /// Enters a joint configuration: outgoing := current voters, then applies
   /// `changes` to the incoming half.
-  Result<TrackerState> enter_joint(bool auto_leave, const std::vector<ConfChangeSingle>& changes) const;
+  Result<TrackerState> enter_joint(bool auto_leave,
+                                   const std::vector<ConfChangeSingle>& changes) const;
   /// Leaves the joint configuration: drops the outgoing half, turns
   /// learners_next into learners and forgets members no longer present.
   Result<TrackerState> leave_joint() const;

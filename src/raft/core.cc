@@ -12,7 +12,9 @@ namespace {
 
 constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 
-bool is_vote_request(MessageType t) { return t == MessageType::kVote || t == MessageType::kPreVote; }
+bool is_vote_request(MessageType t) {
+  return t == MessageType::kVote || t == MessageType::kPreVote;
+}
 
 /// Messages that speak for this node's durable state leave only after the
 /// Ready they belong to was persisted: a vote request (the candidate's own
@@ -73,6 +75,14 @@ Status Config::validate() const {
   if (max_committed_bytes_per_ready == 0) {
     return Status::invalid_argument("raft config: max_committed_bytes_per_ready must be positive");
   }
+  if (read_only_option == ReadOnlyOption::kLeaseBased && !check_quorum) {
+    return Status::invalid_argument(
+        "raft config: lease-based reads need check_quorum (followers' stickiness holds the lease)");
+  }
+  if (lease_clock_drift_ticks < 0 || lease_clock_drift_ticks >= election_ticks) {
+    return Status::invalid_argument(
+        "raft config: lease_clock_drift_ticks must be in [0, election_ticks)");
+  }
   if (max_pending_reads == 0) {
     return Status::invalid_argument("raft config: max_pending_reads must be at least 1");
   }
@@ -124,6 +134,7 @@ Core::Core(const Config& cfg, LogStorage* storage)
   }
   log_.set_applied_at_start(std::max(cfg.applied, log_.first_index() - 1));
   become_follower(term_, kNoNode);
+  startup_guard_ = cfg_.read_only_option == ReadOnlyOption::kLeaseBased;
   prev_hard_ = hard_state();
   prev_soft_ = soft_state();
 }
@@ -163,6 +174,7 @@ void Core::reset(Term term) {
   }
   pending_conf_index_ = Index{0};
   campaign_after_apply_ = false;
+  lease_revoked_ = false;
   uncommitted_bytes_ = 0;
   read_only_.reset();
   reads_awaiting_commit_.clear();
@@ -210,6 +222,7 @@ void Core::become_leader() {
 // Ticks and elections
 
 void Core::tick() {
+  ++now_ticks_;
   if (role_ == Role::kLeader) {
     tick_heartbeat();
   } else {
@@ -219,6 +232,7 @@ void Core::tick() {
 
 void Core::tick_election() {
   ++election_elapsed_;
+  if (election_elapsed_ >= cfg_.election_ticks) startup_guard_ = false;
   if (promotable() && election_elapsed_ >= randomized_election_timeout_) {
     election_elapsed_ = 0;
     hup(CampaignType::kPreElection);
@@ -267,7 +281,17 @@ bool Core::has_unapplied_conf_changes() const {
   return false;
 }
 
-void Core::campaign() { hup(CampaignType::kPreElection); }
+void Core::campaign() {
+  if (cfg_.read_only_option == ReadOnlyOption::kLeaseBased && role_ != Role::kLeader &&
+      heard_leader_recently()) {
+    return;
+  }
+  hup(CampaignType::kPreElection);
+}
+
+bool Core::heard_leader_recently() const {
+  return (leader_ != kNoNode || startup_guard_) && election_elapsed_ < cfg_.election_ticks;
+}
 
 void Core::hup(CampaignType t) {
   if (role_ == Role::kLeader) return;
@@ -332,7 +356,8 @@ void Core::poll(NodeId from, bool granted) {
 // Step
 
 Status Core::validate_message(const Message& m) {
-  if (m.type > MessageType::kTransferLeader) return Status::invalid_argument("raft: unknown message type");
+  if (m.type > MessageType::kTransferLeader)
+    return Status::invalid_argument("raft: unknown message type");
   if (m.type == MessageType::kAppend) {
     Index expect = m.index + 1;
     for (const Entry& e : m.entries) {
@@ -361,8 +386,7 @@ Status Core::step(const Message& m) {
     if (m.term > term_) {
       if (is_vote_request(m.type)) {
         const bool forced = m.context == kCampaignTransferContext;
-        const bool in_lease = cfg_.check_quorum && leader_ != kNoNode &&
-                              election_elapsed_ < cfg_.election_ticks;
+        const bool in_lease = cfg_.check_quorum && heard_leader_recently();
         // Leader stickiness (§4.2.3): a node that heard from a leader within
         // the minimum election timeout ignores (pre-)votes, so a removed or
         // partitioned node cannot depose a working leader.
@@ -404,10 +428,13 @@ Status Core::step(const Message& m) {
     return Status::ok();
   }
   switch (role_) {
-    case Role::kLeader: return step_leader(m);
+    case Role::kLeader:
+      return step_leader(m);
     case Role::kCandidate:
-    case Role::kPreCandidate: return step_candidate(m);
-    case Role::kFollower: return step_follower(m);
+    case Role::kPreCandidate:
+      return step_candidate(m);
+    case Role::kFollower:
+      return step_follower(m);
   }
   return Status::ok();
 }
@@ -538,6 +565,7 @@ void Core::handle_heartbeat(const Message& m) {
   Message r;
   r.type = MessageType::kHeartbeatResponse;
   r.to = m.from;
+  r.index = m.index;  // echo the leader's tick stamp (lease)
   r.context = m.context;
   send(std::move(r));
 }
@@ -555,7 +583,9 @@ bool Core::restore(const Snapshot& s) {
   if (md.index <= log_.committed()) return false;
   RAFTKV_CHECK_MSG(role_ == Role::kFollower, "raft: only a follower installs a snapshot");
   const ConfState& cs = md.conf_state;
-  auto in = [&](const std::vector<NodeId>& v) { return std::find(v.begin(), v.end(), id_) != v.end(); };
+  auto in = [&](const std::vector<NodeId>& v) {
+    return std::find(v.begin(), v.end(), id_) != v.end();
+  };
   if (!in(cs.voters) && !in(cs.learners) && !in(cs.voters_outgoing)) {
     return false;  // a snapshot for a configuration we are not part of
   }
@@ -645,6 +675,7 @@ void Core::handle_append_response(const Message& m, Progress& pr) {
 void Core::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.recent_active = true;
   pr.probe_sent = false;
+  pr.lease_ack_stamp = std::max(pr.lease_ack_stamp, m.index.value() + 1);
   // The follower is alive: if the window is full its acks (or our appends)
   // were lost; reopen one slot so the next append exposes the gap.
   if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.inflights.free_first_one();
@@ -679,6 +710,7 @@ void Core::handle_transfer_leader(NodeId transferee) {
 }
 
 void Core::send_timeout_now(NodeId to) {
+  lease_revoked_ = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;
@@ -725,13 +757,10 @@ Status Core::propose_conf_change(const ConfChange& cc) {
 Status Core::propose_entries(std::vector<Entry> ents) {
   if (ents.empty()) return Status::invalid_argument("raft: empty proposal");
   if (role_ != Role::kLeader) {
-    if (leader_ == kNoNode) return Status::unavailable("raft: no leader; proposal dropped");
     Message m;
     m.type = MessageType::kPropose;
-    m.to = leader_;
     m.entries = std::move(ents);
-    send(std::move(m));
-    return Status::ok();
+    return forward_to_leader(std::move(m), "raft: no leader; proposal dropped");
   }
   if (tracker_.get(id_) == nullptr) {
     return Status::failed_precondition("raft: this node was removed from the configuration");
@@ -846,6 +875,7 @@ void Core::send_heartbeat(NodeId to, const std::string& ctx) {
   m.to = to;
   // Never tell a follower to commit past what it is known to hold.
   m.commit = std::min(pr->match, log_.committed());
+  m.index = Index{now_ticks_};  // the follower echoes it (lease)
   m.context = ctx;
   send(std::move(m));
 }
@@ -887,7 +917,39 @@ void Core::on_commit_advanced() {
   }
 }
 
-bool Core::committed_in_current_term() const { return log_.term(log_.committed()) == term_; }
+bool Core::committed_in_current_term() const {
+  return log_.term(log_.committed()) == term_;
+}
+
+namespace {
+class LeaseIndexer : public quorum::AckedIndexer {
+ public:
+  LeaseIndexer(const ProgressTracker& t, NodeId self, uint64_t now)
+      : t_(t), self_(self), now_(now) {}
+  std::optional<Index> acked_index(NodeId id) const override {
+    if (id == self_) return Index{now_ + 1};
+    const Progress* pr = t_.get(id);
+    if (pr == nullptr) return std::nullopt;
+    return Index{pr->lease_ack_stamp};
+  }
+
+ private:
+  const ProgressTracker& t_;
+  NodeId self_;
+  uint64_t now_;
+};
+}  // namespace
+
+bool Core::lease_valid() const {
+  if (cfg_.read_only_option != ReadOnlyOption::kLeaseBased || role_ != Role::kLeader) return false;
+  if (lease_revoked_ || lead_transferee_ != kNoNode) return false;
+  // The newest stamp acknowledged by a quorum (self counts as "now").
+  const Index q = tracker_.config.voters.committed_index(LeaseIndexer(tracker_, id_, now_ticks_));
+  if (q == Index{0}) return false;
+  const uint64_t stamp = q.value() - 1;
+  RAFTKV_CHECK(stamp <= now_ticks_);
+  return now_ticks_ - stamp < uint64_t(cfg_.election_ticks - cfg_.lease_clock_drift_ticks);
+}
 
 void Core::report_unreachable(NodeId id) {
   if (role_ != Role::kLeader) return;
@@ -918,12 +980,9 @@ Status Core::transfer_leadership(NodeId target) {
     return Status::failed_precondition(
         "raft: not the leader; ask the leader to transfer, or ask for this node itself");
   }
-  if (leader_ == kNoNode) return Status::unavailable("raft: no leader to transfer from");
   Message m;
   m.type = MessageType::kTransferLeader;
-  m.to = leader_;
-  send(std::move(m));
-  return Status::ok();
+  return forward_to_leader(std::move(m), "raft: no leader to transfer from");
 }
 
 // ---------------------------------------------------------------------------
@@ -931,11 +990,15 @@ Status Core::transfer_leadership(NodeId target) {
 
 Status Core::read_index(std::string ctx) {
   if (role_ == Role::kLeader) return leader_read_index(id_, ctx);
-  if (leader_ == kNoNode) return Status::unavailable("raft: no leader; read dropped");
   Message m;
   m.type = MessageType::kReadIndex;
-  m.to = leader_;
   m.context = std::move(ctx);
+  return forward_to_leader(std::move(m), "raft: no leader; read dropped");
+}
+
+Status Core::forward_to_leader(Message m, const char* no_leader_message) {
+  if (leader_ == kNoNode) return Status::unavailable(no_leader_message);
+  m.to = leader_;
   send(std::move(m));
   return Status::ok();
 }
@@ -948,6 +1011,10 @@ Status Core::leader_read_index(NodeId from, const std::string& ctx) {
       respond_read(ReadOnly::Request{log_.committed(), from, ctx});
       return Status::ok();
     }
+  }
+  if (committed_in_current_term() && lease_valid()) {
+    respond_read(ReadOnly::Request{log_.committed(), from, ctx});
+    return Status::ok();
   }
   if (!committed_in_current_term()) {
     // Our commit index may lag what a previous leader committed; wait for the
@@ -972,7 +1039,8 @@ Status Core::start_read(NodeId from, const std::string& ctx) {
     respond_read(ReadOnly::Request{log_.committed(), from, ctx});
     return Status::ok();
   }
-  if (read_only_.full()) return Status::resource_exhausted("raft: too many pending reads; retry later");
+  if (read_only_.full())
+    return Status::resource_exhausted("raft: too many pending reads; retry later");
   const bool round_in_flight = read_only_.pending() > 0;
   if (!read_only_.add(log_.committed(), from, ctx)) {
     return Status::already_exists("raft: a read with this context is already pending");
@@ -1051,7 +1119,8 @@ void Core::step_down_after_removal() {
 }
 
 void Core::maybe_auto_leave_joint() {
-  if (role_ != Role::kLeader || !tracker_.config.auto_leave || !tracker_.config.voters.joint()) return;
+  if (role_ != Role::kLeader || !tracker_.config.auto_leave || !tracker_.config.voters.joint())
+    return;
   if (pending_conf_index_ > log_.applied()) return;
   if (lead_transferee_ != kNoNode) return;
   std::vector<Entry> ents(1);
@@ -1131,7 +1200,8 @@ void Core::advance(const Ready& rd) {
     Index last = rd.committed_entries.back().index;
     if (last > log_.applied()) log_.applied_to(last);
     const uint64_t applied_bytes = payload_bytes(rd.committed_entries);
-    uncommitted_bytes_ = applied_bytes >= uncommitted_bytes_ ? 0 : uncommitted_bytes_ - applied_bytes;
+    uncommitted_bytes_ =
+        applied_bytes >= uncommitted_bytes_ ? 0 : uncommitted_bytes_ - applied_bytes;
   }
   if (campaign_after_apply_ && role_ == Role::kFollower && !has_unapplied_conf_changes()) {
     campaign_after_apply_ = false;
@@ -1163,8 +1233,8 @@ NodeStatus Core::status() const {
   s.config = tracker_.conf_state();
   if (role_ == Role::kLeader) {
     for (const auto& [id, pr] : tracker_.progress) {
-      s.progress[id] = ProgressView{pr.match,       pr.next,       pr.state,
-                                    pr.recent_active, pr.is_learner, pr.inflights.count(),
+      s.progress[id] = ProgressView{pr.match,           pr.next,       pr.state,
+                                    pr.recent_active,   pr.is_learner, pr.inflights.count(),
                                     pr.pending_snapshot};
     }
   }
@@ -1183,8 +1253,10 @@ void Core::check_invariants() const {
     for (const auto& [id, pr] : tracker_.progress) {
       RAFTKV_CHECK_MSG(pr.match <= log_.last_index(), "raft: follower matched beyond our log");
     }
-    RAFTKV_CHECK(log_.term(log_.last_index()) == term_ || log_.last_index() == Index{0} ||
-                 log_.last_term() <= term_);
+    // The leader appended an entry of its term on election and only ever
+    // appends entries of its term.
+    RAFTKV_CHECK_MSG(log_.last_term() == term_, "raft: leader's last entry is not of its term");
+    RAFTKV_CHECK(log_.persisted_index() <= log_.last_index());
   } else {
     RAFTKV_CHECK(lead_transferee_ == kNoNode);
   }

@@ -38,6 +38,19 @@
 
 namespace raftkv::raft {
 
+/// How the leader confirms it is still the leader before serving a read.
+enum class ReadOnlyOption : uint8_t {
+  /// ReadIndex (§6.4): a heartbeat round acknowledged by a quorum. Safe under
+  /// any timing. The default.
+  kSafe,
+  /// Leader lease (§6.4.1): no round trip while a quorum acknowledged a
+  /// heartbeat sent less than election_ticks - lease_clock_drift_ticks ticks
+  /// ago. Safe only if every node's tick runs at the same rate within that
+  /// drift (docs/raft.md); needs check_quorum. Falls back to kSafe when the
+  /// lease is not held.
+  kLeaseBased,
+};
+
 struct Config {
   NodeId id;  ///< This node's id; non-zero.
   /// A follower that hears nothing from a leader for a random number of ticks
@@ -69,6 +82,11 @@ struct Config {
   uint64_t max_committed_bytes_per_ready = 64ull << 20;
   /// ReadIndex requests waiting for confirmation on the leader.
   size_t max_pending_reads = 4096;
+  /// See ReadOnlyOption; every node of a cluster must use the same option.
+  ReadOnlyOption read_only_option = ReadOnlyOption::kSafe;
+  /// Lease mode: how many ticks of clock drift over an election timeout the
+  /// lease allows for. REQUIRES: 0 <= lease_clock_drift_ticks < election_ticks.
+  int lease_clock_drift_ticks = 1;
   /// Seed of the election-timeout generator; give every node a different one.
   uint64_t seed = 0;
   /// Index the state machine had applied when this core was (re)started.
@@ -168,7 +186,9 @@ class Core {
   /// (target is not a voter).
   Status transfer_leadership(NodeId target);
 
-  /// Starts an election now (as if the election timeout fired).
+  /// Starts an election now (as if the election timeout fired). In lease
+  /// mode it is ignored while this node heard from a leader within the
+  /// election timeout (an early vote for itself would break the lease).
   void campaign();
 
   /// The transport could not reach `id`: stop pipelining to it.
@@ -261,11 +281,20 @@ class Core {
   Status start_read(NodeId from, const std::string& ctx);
   void respond_read(const ReadOnly::Request& req);
   bool committed_in_current_term() const;
+  /// Lease mode: a quorum acknowledged a heartbeat recent enough that no
+  /// other leader can have been elected since (see ReadOnlyOption).
+  bool lease_valid() const;
+  /// This node heard from a leader (or started) less than an election
+  /// timeout ago: it does not vote for another candidate (stickiness).
+  bool heard_leader_recently() const;
 
   // Membership.
   void switch_to_config(TrackerState s);
   void step_down_after_removal();
 
+  /// Sends a request (proposal, read, transfer) to the known leader, or
+  /// returns Unavailable with `no_leader_message` if none is known.
+  Status forward_to_leader(Message m, const char* no_leader_message);
   void send(Message m);
   HardState hard_state() const { return HardState{term_, vote_, log_.committed()}; }
   SoftState soft_state() const { return SoftState{leader_, role_}; }
@@ -293,6 +322,15 @@ class Core {
   /// its commit index is not yet known to be current).
   std::vector<std::pair<NodeId, std::string>> reads_awaiting_commit_;
 
+  /// Ticks since this core started; stamps heartbeats for the leader lease.
+  uint64_t now_ticks_ = 0;
+  /// Lease mode: set once this leader sent TimeoutNow in its term. The
+  /// transferee's forced election ignores stickiness, so no lease based on
+  /// earlier acknowledgements can be trusted for the rest of the term.
+  bool lease_revoked_ = false;
+  /// Lease mode: a (re)started node behaves as if it had just heard from a
+  /// leader, since it may have acknowledged one before crashing.
+  bool startup_guard_ = false;
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;

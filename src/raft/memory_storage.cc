@@ -12,14 +12,19 @@ Result<std::pair<HardState, ConfState>> MemoryLogStorage::initial_state() const 
   return std::make_pair(hard_state_, conf_state_);
 }
 
-Index MemoryLogStorage::first_index() const { return ents_[0].index + 1; }
+Index MemoryLogStorage::first_index() const {
+  return ents_[0].index + 1;
+}
 
-Index MemoryLogStorage::last_index() const { return ents_[0].index + (ents_.size() - 1); }
+Index MemoryLogStorage::last_index() const {
+  return ents_[0].index + (ents_.size() - 1);
+}
 
 Result<Term> MemoryLogStorage::term(Index i) const {
   Index off = ents_[0].index;
   if (i < off) return Status::out_of_range("memory storage: index compacted");
-  if (distance(off, i) >= ents_.size()) return Status::unavailable("memory storage: index beyond last");
+  if (distance(off, i) >= ents_.size())
+    return Status::unavailable("memory storage: index beyond last");
   return ents_[distance(off, i)].term;
 }
 
@@ -39,7 +44,9 @@ Result<std::vector<Entry>> MemoryLogStorage::entries(Index lo, Index hi, uint64_
   return out;
 }
 
-Result<Snapshot> MemoryLogStorage::snapshot() const { return snapshot_; }
+Result<Snapshot> MemoryLogStorage::snapshot() const {
+  return snapshot_;
+}
 
 Status MemoryLogStorage::append(const std::vector<Entry>& ents) {
   if (ents.empty()) return Status::ok();

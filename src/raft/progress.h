@@ -41,6 +41,9 @@ class Progress {
   /// In probe state: an append was sent and is awaiting an answer.
   bool probe_sent = false;
   bool is_learner = false;
+  /// Lease mode: 1 + the leader's tick stamp of the newest heartbeat this
+  /// follower acknowledged in the current term; 0 = none yet.
+  uint64_t lease_ack_stamp = 0;
   Inflights inflights;
 
   void become_probe();

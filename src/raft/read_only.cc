@@ -35,7 +35,9 @@ std::vector<ReadOnly::Request> ReadOnly::advance(const std::string& ctx) {
   return out;
 }
 
-std::string ReadOnly::last_pending_ctx() const { return queue_.empty() ? std::string() : queue_.back(); }
+std::string ReadOnly::last_pending_ctx() const {
+  return queue_.empty() ? std::string() : queue_.back();
+}
 
 void ReadOnly::reset() {
   by_ctx_.clear();

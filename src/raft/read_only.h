@@ -22,8 +22,8 @@ namespace raftkv::raft {
 class ReadOnly {
  public:
   struct Request {
-    Index index;    ///< Commit index when the request arrived.
-    NodeId from;    ///< Who asked (the leader itself for local reads).
+    Index index;  ///< Commit index when the request arrived.
+    NodeId from;  ///< Who asked (the leader itself for local reads).
     std::string ctx;
   };
 

@@ -55,14 +55,14 @@ class AfterPersist {
 };
 
 struct Ready {
-  std::optional<SoftState> soft_state;  ///< Set when leader or role changed.
-  std::optional<HardState> hard_state;  ///< Set when term, vote or commit changed.
-  std::vector<Entry> entries;           ///< To append to stable storage.
-  std::optional<Snapshot> snapshot;     ///< To install (storage + state machine).
-  std::vector<Message> messages;        ///< May be sent immediately.
-  AfterPersist messages_after_persist;  ///< Send after step 2 only.
-  std::vector<Entry> committed_entries; ///< To apply in order.
-  std::vector<ReadState> read_states;   ///< Reads that may be served at an index.
+  std::optional<SoftState> soft_state;   ///< Set when leader or role changed.
+  std::optional<HardState> hard_state;   ///< Set when term, vote or commit changed.
+  std::vector<Entry> entries;            ///< To append to stable storage.
+  std::optional<Snapshot> snapshot;      ///< To install (storage + state machine).
+  std::vector<Message> messages;         ///< May be sent immediately.
+  AfterPersist messages_after_persist;   ///< Send after step 2 only.
+  std::vector<Entry> committed_entries;  ///< To apply in order.
+  std::vector<ReadState> read_states;    ///< Reads that may be served at an index.
 
   /// True if step 2 must sync (fsync): a new term or vote, new entries or a
   /// snapshot. A change of the commit index alone may be written lazily.

@@ -179,6 +179,7 @@ struct Message {
   Term term;               ///< Sender's current term (0 for local-only messages).
   Term log_term;           ///< Append: prevLogTerm. Vote: lastLogTerm. Reject: hint term.
   Index index;             ///< Append: prevLogIndex. Vote: lastLogIndex. Response: match/hint.
+                           ///< Heartbeat and its response: the leader's tick stamp (lease reads).
   std::vector<Entry> entries;
   Index commit;            ///< Leader's commit index (Append, Heartbeat).
   bool reject = false;

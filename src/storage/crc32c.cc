@@ -42,9 +42,8 @@ uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n) {
   const auto& t = kTables.t;
   while (n >= 8) {
     uint64_t w = load_le64(p) ^ c;
-    c = t[7][w & 0xFF] ^ t[6][(w >> 8) & 0xFF] ^ t[5][(w >> 16) & 0xFF] ^
-        t[4][(w >> 24) & 0xFF] ^ t[3][(w >> 32) & 0xFF] ^ t[2][(w >> 40) & 0xFF] ^
-        t[1][(w >> 48) & 0xFF] ^ t[0][w >> 56];
+    c = t[7][w & 0xFF] ^ t[6][(w >> 8) & 0xFF] ^ t[5][(w >> 16) & 0xFF] ^ t[4][(w >> 24) & 0xFF] ^
+        t[3][(w >> 32) & 0xFF] ^ t[2][(w >> 40) & 0xFF] ^ t[1][(w >> 48) & 0xFF] ^ t[0][w >> 56];
     p += 8;
     n -= 8;
   }
@@ -75,7 +74,9 @@ bool crc32c_hardware_available() {
 uint32_t crc32c_extend_hardware(uint32_t crc, const void* data, size_t n) {
   return crc32c_extend_portable(crc, data, n);
 }
-bool crc32c_hardware_available() { return false; }
+bool crc32c_hardware_available() {
+  return false;
+}
 #endif
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {

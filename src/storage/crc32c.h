@@ -4,7 +4,7 @@
 // crc32c() uses the SSE4.2 crc32 instruction when the CPU has it (detected
 // once at run time with __builtin_cpu_supports) and a portable slicing-by-8
 // table otherwise. Both are exposed so tests can check each against the
-// RFC 3720 test vectors.
+// RFC 3720 test vectors. Pure functions: any thread.
 #pragma once
 
 #include <cstddef>
@@ -17,8 +17,12 @@ namespace raftkv::storage {
 /// `crc` is a finished CRC value (0 for the empty string).
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
 
-inline uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
-inline uint32_t crc32c(std::string_view s) { return crc32c_extend(0, s.data(), s.size()); }
+inline uint32_t crc32c(const void* data, size_t n) {
+  return crc32c_extend(0, data, n);
+}
+inline uint32_t crc32c(std::string_view s) {
+  return crc32c_extend(0, s.data(), s.size());
+}
 
 /// The table implementation (any CPU).
 uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t n);

@@ -34,8 +34,8 @@ Result<std::unique_ptr<DiskLogStorage>> DiskLogStorage::open(FileSystem* fs, con
     const raft::SnapshotMetadata& m = *choice->metadata;
     if (m.index < base.index) {
       return Status::corruption("the WAL starts after index " + std::to_string(base.index.value()) +
-                                " but the newest valid snapshot (" + choice->path + ") is at index " +
-                                std::to_string(m.index.value()) +
+                                " but the newest valid snapshot (" + choice->path +
+                                ") is at index " + std::to_string(m.index.value()) +
                                 ": entries in between are lost. To recover: stop this member, "
                                 "remove its data directory, and re-add it to the cluster.");
     }
@@ -59,8 +59,8 @@ Result<std::unique_ptr<DiskLogStorage>> DiskLogStorage::open(FileSystem* fs, con
 
 void DiskLogStorage::cache_after_save(std::span<const Entry> entries) {
   // Keep the cache a contiguous run ending at last_index().
-  while (!cache_.empty() && (cache_.front().index < first_index() ||
-                             cache_.back().index > last_index())) {
+  while (!cache_.empty() &&
+         (cache_.front().index < first_index() || cache_.back().index > last_index())) {
     if (cache_.front().index < first_index()) {
       cache_bytes_ -= cache_.front().size_bytes();
       cache_.pop_front();
@@ -137,7 +137,8 @@ Result<std::pair<raft::HardState, raft::ConfState>> DiskLogStorage::initial_stat
 
 Result<std::vector<Entry>> DiskLogStorage::entries(Index lo, Index hi, uint64_t max_bytes) const {
   if (lo < first_index()) return Status::out_of_range("entries compacted into a snapshot");
-  if (hi > last_index() + 1 || lo > hi) return Status::unavailable("entries past the end of the log");
+  if (hi > last_index() + 1 || lo > hi)
+    return Status::unavailable("entries past the end of the log");
   std::vector<Entry> out;
   uint64_t bytes = 0;
   const Index cache_first = cache_.empty() ? last_index() + 1 : cache_.front().index;

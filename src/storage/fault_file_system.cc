@@ -25,7 +25,8 @@ struct FaultFileSystem::Inode {
   void apply(const Op& op, std::string* target) const {
     if (op.is_write) {
       if (target->size() < op.offset + op.bytes.size()) target->resize(op.offset + op.bytes.size());
-      std::copy(op.bytes.begin(), op.bytes.end(), target->begin() + static_cast<ptrdiff_t>(op.offset));
+      std::copy(op.bytes.begin(), op.bytes.end(),
+                target->begin() + static_cast<ptrdiff_t>(op.offset));
     } else {
       target->resize(op.new_size);
     }
@@ -33,7 +34,8 @@ struct FaultFileSystem::Inode {
   void record(Op op) {
     op.old_size = data.size();
     if (op.is_write && op.offset < data.size()) {
-      op.old_bytes = data.substr(op.offset, std::min<uint64_t>(op.bytes.size(), data.size() - op.offset));
+      op.old_bytes =
+          data.substr(op.offset, std::min<uint64_t>(op.bytes.size(), data.size() - op.offset));
     }
     apply(op, &data);
     op.new_size = data.size();
@@ -78,7 +80,10 @@ Status failure_status(FaultFileSystem::Failure f, std::string_view what, const s
 class FaultFileSystem::Handle final : public File {
  public:
   Handle(FaultFileSystem* fs, std::shared_ptr<Inode> inode, std::string path, bool writable)
-      : fs_(fs), inode_(std::move(inode)), path_(std::move(path)), writable_(writable),
+      : fs_(fs),
+        inode_(std::move(inode)),
+        path_(std::move(path)),
+        writable_(writable),
         epoch_(fs->epoch_) {}
 
   Status pwrite(uint64_t offset, std::string_view data) override {
@@ -100,6 +105,7 @@ class FaultFileSystem::Handle final : public File {
 
   Status read(uint64_t offset, uint64_t n, std::string* out) override {
     RAFTKV_RETURN_IF_ERROR(usable(false));
+    ++fs_->read_calls_;
     out->clear();
     if (offset >= inode_->data.size()) return Status::ok();
     out->assign(inode_->data, offset, std::min<uint64_t>(n, inode_->data.size() - offset));
@@ -199,7 +205,8 @@ Status FaultFileSystem::check_sync(const std::string& path) {
 Result<std::unique_ptr<File>> FaultFileSystem::open(const std::string& path, OpenMode mode) {
   auto [dir, name] = split(path);
   Dir* d = find_dir(dir);
-  if (d == nullptr) return Status::not_found("open " + path + ": No such file or directory (ENOENT)");
+  if (d == nullptr)
+    return Status::not_found("open " + path + ": No such file or directory (ENOENT)");
   auto it = d->entries.find(name);
   std::shared_ptr<Inode> inode = it == d->entries.end() ? nullptr : it->second;
   switch (mode) {
@@ -239,7 +246,8 @@ Status FaultFileSystem::create_dir(const std::string& path) {
 
 Status FaultFileSystem::sync_dir(const std::string& path) {
   Dir* d = find_dir(path);
-  if (d == nullptr) return Status::not_found("open dir " + path + ": No such file or directory (ENOENT)");
+  if (d == nullptr)
+    return Status::not_found("open dir " + path + ": No such file or directory (ENOENT)");
   ++dir_sync_calls_;
   RAFTKV_RETURN_IF_ERROR(check_sync(path));
   d->durable_entries = d->entries;
@@ -252,7 +260,8 @@ Status FaultFileSystem::rename(const std::string& from, const std::string& to) {
   Dir* fd = find_dir(fdir);
   Dir* td = find_dir(tdir);
   if (fd == nullptr || td == nullptr || !fd->entries.count(fname)) {
-    return Status::not_found("rename " + from + " -> " + to + ": No such file or directory (ENOENT)");
+    return Status::not_found("rename " + from + " -> " + to +
+                             ": No such file or directory (ENOENT)");
   }
   std::shared_ptr<Inode> inode = fd->entries[fname];
   fd->entries.erase(fname);
@@ -271,7 +280,8 @@ Status FaultFileSystem::remove(const std::string& path) {
 
 Result<std::vector<std::string>> FaultFileSystem::list(const std::string& path) {
   const Dir* d = find_dir(path);
-  if (d == nullptr) return Status::not_found("opendir " + path + ": No such file or directory (ENOENT)");
+  if (d == nullptr)
+    return Status::not_found("opendir " + path + ": No such file or directory (ENOENT)");
   std::vector<std::string> names;
   names.reserve(d->entries.size());
   for (const auto& [name, inode] : d->entries) names.push_back(name);
@@ -296,6 +306,30 @@ void FaultFileSystem::crash(CrashMode mode) {
           inode->make_durable();
         }
       }
+    }
+    dir->entries = dir->durable_entries;
+  }
+}
+
+void FaultFileSystem::crash_partial(const std::function<uint64_t(uint64_t n)>& choose) {
+  ++epoch_;
+  for (auto& [path, dir] : dirs_) {
+    for (const auto* entries : {&dir->entries, &dir->durable_entries}) {
+      for (const auto& [name, inode] : *entries) {
+        if (inode->pending.empty()) continue;  // Also makes a second visit a no-op.
+        const uint64_t keep =
+            std::min<uint64_t>(choose(inode->pending.size()), inode->pending.size());
+        inode->pending.resize(keep);
+        if (keep > 0 && inode->pending.back().is_write) {
+          Inode::Op& last = inode->pending.back();
+          last.bytes.resize(std::min<uint64_t>(choose(last.bytes.size()), last.bytes.size()));
+        }
+        inode->make_durable();
+        inode->data = inode->durable;
+      }
+    }
+    if (dir->entries != dir->durable_entries && choose(1) == 1) {
+      dir->durable_entries = dir->entries;
     }
     dir->entries = dir->durable_entries;
   }

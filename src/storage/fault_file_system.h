@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,6 +64,14 @@ class FaultFileSystem final : public FileSystem {
   /// Simulates power loss and restart. Every open handle becomes stale.
   void crash(CrashMode mode = CrashMode::kDropUnsynced);
 
+  /// Power loss after the OS wrote back part of what was not synced: for each
+  /// file (in path order) a prefix of its un-synced changes survives, the last
+  /// surviving write possibly torn; each directory keeps or loses its
+  /// un-synced entry changes as a whole. Every choice is `choose(n)`, which
+  /// must return a number in [0, n]: the simulator passes its seeded
+  /// generator, so the outcome is reproducible.
+  void crash_partial(const std::function<uint64_t(uint64_t n)>& choose);
+
   /// Cuts the most recent un-synced write to `path` down to its first
   /// `keep_bytes` bytes (the rest of the range returns to what was there
   /// before). Combine with crash(kKeepUnsynced) for a torn write.
@@ -89,6 +98,7 @@ class FaultFileSystem final : public FileSystem {
   /// Replaces `path`'s contents (creating it), durably, entry included.
   Status put_file(const std::string& path, const std::string& bytes);
 
+  uint64_t read_calls() const { return read_calls_; }    ///< File::read calls.
   uint64_t write_calls() const { return write_calls_; }  ///< pwrite + append calls.
   uint64_t sync_calls() const { return sync_calls_; }    ///< File::sync calls.
   uint64_t dir_sync_calls() const { return dir_sync_calls_; }
@@ -111,6 +121,7 @@ class FaultFileSystem final : public FileSystem {
   uint64_t writes_before_failure_ = 0;
   Failure sync_failure_ = Failure::kNone;
   uint64_t syncs_before_failure_ = 0;
+  uint64_t read_calls_ = 0;
   uint64_t write_calls_ = 0;
   uint64_t sync_calls_ = 0;
   uint64_t dir_sync_calls_ = 0;

@@ -60,10 +60,10 @@ class File {
 };
 
 enum class OpenMode : uint8_t {
-  kRead,            ///< Existing file, read only.
-  kReadWrite,       ///< Existing file, read and write.
-  kCreateExclusive, ///< New file (fails with kAlreadyExists if present), read and write.
-  kCreateTruncate,  ///< Create or empty an existing file, read and write.
+  kRead,             ///< Existing file, read only.
+  kReadWrite,        ///< Existing file, read and write.
+  kCreateExclusive,  ///< New file (fails with kAlreadyExists if present), read and write.
+  kCreateTruncate,   ///< Create or empty an existing file, read and write.
 };
 
 class FileSystem {

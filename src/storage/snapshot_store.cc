@@ -238,7 +238,8 @@ Result<std::string> SnapshotReader::read_all() {
 
 Result<std::unique_ptr<SnapshotStore>> SnapshotStore::open(FileSystem* fs, std::string dir,
                                                            SnapshotStoreOptions options) {
-  RAFTKV_CHECK(options.retain >= 1 && options.chunk_bytes >= 1 && options.chunk_bytes <= kMaxChunkBytes);
+  RAFTKV_CHECK(options.retain >= 1 && options.chunk_bytes >= 1 &&
+               options.chunk_bytes <= kMaxChunkBytes);
   RAFTKV_RETURN_IF_ERROR(fs->create_dir(dir));
   Result<std::vector<std::string>> names = fs->list(dir);
   if (!names) return names.status();
@@ -262,7 +263,8 @@ Result<std::vector<std::string>> SnapshotStore::list() {
     Term t;
     if (parse_snapshot_file_name(n, &i, &t)) found.push_back({{i, t}, join_path(dir_, n)});
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
   for (auto& f : found) out.push_back(std::move(f.second));
   return out;

@@ -59,6 +59,7 @@ struct SnapshotStoreOptions {
 
 /// Streams one snapshot into a temporary file. Call append() any number of
 /// times, then finish(). Destroying an unfinished writer removes its temp file.
+/// REQUIRES: the writer does not outlive the SnapshotStore that made it.
 class SnapshotWriter {
  public:
   ~SnapshotWriter();
@@ -85,7 +86,8 @@ class SnapshotWriter {
   Status failed_;
 };
 
-/// Streams a verified-on-the-fly snapshot out of its file.
+/// Streams a snapshot out of its file, verifying each chunk as it is read
+/// (SnapshotStore::verify() checks the whole file up front).
 class SnapshotReader {
  public:
   const raft::SnapshotMetadata& metadata() const { return metadata_; }

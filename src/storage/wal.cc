@@ -32,7 +32,9 @@ bool all_zero(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
-uint64_t payload_bytes(const Entry& e) { return 17 + e.data.size(); }
+uint64_t payload_bytes(const Entry& e) {
+  return 17 + e.data.size();
+}
 
 }  // namespace
 
@@ -102,8 +104,8 @@ Status Wal::apply_marker(const SnapshotMarker& m) {
     if (m.index >= log_first_ && m.index <= last) {
       if (log_[distance(log_first_, m.index)].term == m.term) {
         // Keep the suffix after the snapshot point (§5.3).
-        log_.erase(log_.begin(), log_.begin() + static_cast<ptrdiff_t>(
-                                                    distance(log_first_, m.index) + 1));
+        log_.erase(log_.begin(),
+                   log_.begin() + static_cast<ptrdiff_t>(distance(log_first_, m.index) + 1));
         log_first_ = m.index + 1;
       } else {
         log_.clear();
@@ -243,7 +245,8 @@ Status Wal::save(const HardState* hard_state, std::span<const Entry> entries,
     append_entry_record(&buf_, e, batch, ++written == n_records);
     locs.push_back(Loc{e.term, 0, off, buf_.size() - off});
   }
-  if (hard_state != nullptr) append_hard_state_record(&buf_, *hard_state, batch, ++written == n_records);
+  if (hard_state != nullptr)
+    append_hard_state_record(&buf_, *hard_state, batch, ++written == n_records);
 
   // One write, one fdatasync.
   if (cut) {
@@ -301,8 +304,8 @@ Result<Entry> Wal::read_entry(Index i) {
   if (decode_record(bytes, 0, &rec, &why) != DecodeOutcome::kRecord ||
       rec.type != RecordType::kEntry) {
     return Status::corruption(at(seg->path, loc.offset) + ": re-reading entry " +
-                              std::to_string(i.value()) + " failed: " +
-                              (why.empty() ? "not an entry record" : why));
+                              std::to_string(i.value()) +
+                              " failed: " + (why.empty() ? "not an entry record" : why));
   }
   Result<Entry> e = decode_entry(rec.payload);
   if (!e) return Status::corruption(at(seg->path, loc.offset) + ": " + e.status().message());
@@ -325,14 +328,13 @@ struct ScanResult {
   bool damaged = false;             ///< An invalid record or unfinished batch was found.
   uint64_t bad_offset = 0;
   std::string why;
-  uint64_t data_end = 0;            ///< Offset after the last non-zero byte.
+  uint64_t data_end = 0;  ///< Offset after the last non-zero byte.
 };
 
 // Looks past a damaged record at `x` for valid records. Returns "" if the
 // damage is a torn write of the batch `batch_x`, else a description of the
 // evidence that acknowledged data follows.
-std::string classify_damage(std::string_view buf, uint64_t x, uint32_t batch_x,
-                            bool header_zero) {
+std::string classify_damage(std::string_view buf, uint64_t x, uint32_t batch_x, bool header_zero) {
   uint64_t first_valid = buf.size();
   for (uint64_t p = x + 8; p + kRecordHeaderBytes <= buf.size(); p += 8) {
     const auto type = static_cast<uint8_t>(buf[p + 12]);
@@ -358,8 +360,10 @@ std::string classify_damage(std::string_view buf, uint64_t x, uint32_t batch_x,
     if (all_zero(buf.substr(s, kSectorBytes))) return "";
   }
   char b[160];
-  std::snprintf(b, sizeof b, "valid records of the same write follow at offset %" PRIu64
-                ", so this is not an unfinished write", first_valid);
+  std::snprintf(b, sizeof b,
+                "valid records of the same write follow at offset %" PRIu64
+                ", so this is not an unfinished write",
+                first_valid);
   return b;
 }
 
@@ -437,7 +441,8 @@ Status Wal::recover(WalRecoveryReport* report) {
     auto seg = std::make_unique<Segment>();
     seg->seq = files[k].first;
     seg->path = join_path(dir_, files[k].second);
-    Result<std::unique_ptr<File>> f = fs_->open(seg->path, last ? OpenMode::kReadWrite : OpenMode::kRead);
+    Result<std::unique_ptr<File>> f =
+        fs_->open(seg->path, last ? OpenMode::kReadWrite : OpenMode::kRead);
     if (!f) return f.status();
     seg->file = std::move(*f);
     Result<uint64_t> size = seg->file->size();
@@ -450,8 +455,9 @@ Status Wal::recover(WalRecoveryReport* report) {
     ScanResult scan = scan_segment(buf);
     if (scan.damaged) {
       uint32_t batch_x = last_batch + 1;
-      bool header_zero = scan.bad_offset + kRecordHeaderBytes <= buf.size() &&
-                         all_zero(std::string_view(buf).substr(scan.bad_offset, kRecordHeaderBytes));
+      bool header_zero =
+          scan.bad_offset + kRecordHeaderBytes <= buf.size() &&
+          all_zero(std::string_view(buf).substr(scan.bad_offset, kRecordHeaderBytes));
       // The damaged record continues the batch of the record before it,
       // unless that record ended its batch.
       if (scan.bad_offset > scan.complete_end) {
@@ -467,8 +473,8 @@ Status Wal::recover(WalRecoveryReport* report) {
       } else if (!scan.records.empty()) {
         batch_x = scan.records.back().batch + 1;
       }
-      std::string evidence =
-          last ? classify_damage(buf, scan.bad_offset, batch_x, header_zero) : "a later segment exists";
+      std::string evidence = last ? classify_damage(buf, scan.bad_offset, batch_x, header_zero)
+                                  : "a later segment exists";
       if (!evidence.empty()) {
         return Status::corruption(at(seg->path, scan.bad_offset) + ": " + scan.why +
                                   " (expected a valid record continuing the log; " + evidence +
@@ -489,7 +495,8 @@ Status Wal::recover(WalRecoveryReport* report) {
       if (!last) {
         return Status::corruption(at(seg->path, 0) +
                                   ": expected a segment header, found no valid record, and later "
-                                  "segments exist." + kOperatorAdvice);
+                                  "segments exist." +
+                                  kOperatorAdvice);
       }
       // Not even the segment header of the last segment survived: the cut
       // that created it never completed (nothing in it was acknowledged).
@@ -548,7 +555,9 @@ Status Wal::recover(WalRecoveryReport* report) {
           }
         }
       }
-      if (!s) return Status::corruption(at(seg->path, rec.offset) + ": " + s.message() + "." + kOperatorAdvice);
+      if (!s)
+        return Status::corruption(at(seg->path, rec.offset) + ": " + s.message() + "." +
+                                  kOperatorAdvice);
       last_batch = rec.batch;
       ++report->records;
     }

@@ -111,7 +111,7 @@ class Wal {
   /// The first error that put the WAL in the failed state, or OK.
   const Status& failure() const { return failed_; }
 
-  /// Number of segment files currently in use, and their paths (tests, tools).
+  /// Paths of the segment files in use, oldest first (tests, tools).
   std::vector<std::string> segment_paths() const;
 
  private:

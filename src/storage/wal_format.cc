@@ -1,7 +1,7 @@
 #include "storage/wal_format.h"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "storage/crc32c.h"
@@ -127,15 +127,16 @@ DecodeOutcome decode_record(std::string_view buf, uint64_t offset, RecordView* o
   }
   const uint64_t total = record_bytes(len);
   if (buf.size() - offset < total) {
-    std::snprintf(msg, sizeof msg, "record length %u runs past the end of the file (%llu bytes left)",
-                  len, static_cast<unsigned long long>(buf.size() - offset));
+    std::snprintf(msg, sizeof msg,
+                  "record length %u runs past the end of the file (%llu bytes left)", len,
+                  static_cast<unsigned long long>(buf.size() - offset));
     *why = msg;
     return DecodeOutcome::kTruncated;
   }
   const uint32_t actual = crc32c(h + 4, kRecordHeaderBytes - 4 + len);
   if (actual != crc) {
-    std::snprintf(msg, sizeof msg, "checksum mismatch: expected crc32c 0x%08x (stored), found 0x%08x",
-                  crc, actual);
+    std::snprintf(msg, sizeof msg,
+                  "checksum mismatch: expected crc32c 0x%08x (stored), found 0x%08x", crc, actual);
     *why = msg;
     return DecodeOutcome::kInvalid;
   }
@@ -224,9 +225,12 @@ bool parse_hex_u64(std::string_view s, uint64_t* v) {
   *v = 0;
   for (char c : s) {
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else return false;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return false;
     *v = (*v << 4) | static_cast<uint64_t>(d);
   }
   return true;

@@ -27,7 +27,7 @@
 //   snapshot marker u64 index, u64 term                             (16 bytes)
 //
 // The recovery rule that uses the `batch` and `flags` fields is in wal.h and
-// docs/storage.md.
+// docs/storage.md. The codecs are pure functions: any thread may call them.
 #pragma once
 
 #include <cstdint>

@@ -1,18 +1,19 @@
 // kv_bench: throughput of kv::Store on a 1 M-key store (256-byte values).
 //   BM_ApplyPut/batch:N   applied puts/s, N puts per apply() (one RocksDB batch)
 //   BM_PointRead          single-key range reads/s
+//   BM_PointReadKeysOnly  the same with keys_only (index only, no RocksDB read)
 //   BM_Range100           100-key range reads/s
 //   BM_OpenRebuildIndex   open() of the 1 M-key store: index rebuild time and memory
 // The store is built once per run (about 10 s) in a temporary directory.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <malloc.h>
 #include <memory>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "kv/store.h"
@@ -30,7 +31,9 @@ std::string key_of(int i) {
 }
 
 // Heap bytes in use (glibc).
-double heap_mib() { return static_cast<double>(mallinfo2().uordblks) / (1024.0 * 1024.0); }
+double heap_mib() {
+  return static_cast<double>(mallinfo2().uordblks) / (1024.0 * 1024.0);
+}
 
 struct Fixture {
   std::string dir;
@@ -38,8 +41,9 @@ struct Fixture {
   uint64_t next_index = 1;
 
   Fixture() {
-    dir = (std::filesystem::temp_directory_path() / ("raftkv-kv-bench-" + std::to_string(::getpid())))
-              .string();
+    dir =
+        (std::filesystem::temp_directory_path() / ("raftkv-kv-bench-" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(dir);
     auto s = Store::open(dir, StoreOptions());
     if (!s.is_ok()) std::abort();
@@ -102,6 +106,22 @@ void BM_PointRead(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PointRead)->MinTime(2.0)->UseRealTime()->Threads(1)->Threads(2);
+
+// The index alone: a keys_only read never touches RocksDB.
+void BM_PointReadKeysOnly(benchmark::State& state) {
+  Fixture& f = fixture();
+  std::mt19937 rng(5);
+  etcdserverpb::RangeRequest req;
+  req.set_keys_only(true);
+  for (auto _ : state) {
+    req.set_key(key_of(static_cast<int>(rng() % kKeys)));
+    auto r = f.store->range(req);
+    if (!r.is_ok() || r->kvs_size() != 1) state.SkipWithError("read failed");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PointReadKeysOnly)->MinTime(1.0)->UseRealTime();
 
 void BM_Range100(benchmark::State& state) {
   Fixture& f = fixture();

@@ -31,34 +31,58 @@ std::string path_of(const MethodDescriptor& m) {
 }
 
 TEST(EtcdProto, AllFortySixMethodPathsOfEtcd34Exist) {
-  const std::vector<std::string> expected = {
-      "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange",
-      "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Compact", "/etcdserverpb.Watch/Watch",
-      "/etcdserverpb.Lease/LeaseGrant", "/etcdserverpb.Lease/LeaseRevoke",
-      "/etcdserverpb.Lease/LeaseKeepAlive", "/etcdserverpb.Lease/LeaseTimeToLive",
-      "/etcdserverpb.Lease/LeaseLeases", "/etcdserverpb.Cluster/MemberAdd",
-      "/etcdserverpb.Cluster/MemberRemove", "/etcdserverpb.Cluster/MemberUpdate",
-      "/etcdserverpb.Cluster/MemberList", "/etcdserverpb.Cluster/MemberPromote",
-      "/etcdserverpb.Maintenance/Alarm", "/etcdserverpb.Maintenance/Status",
-      "/etcdserverpb.Maintenance/Defragment", "/etcdserverpb.Maintenance/Hash",
-      "/etcdserverpb.Maintenance/HashKV", "/etcdserverpb.Maintenance/Snapshot",
-      "/etcdserverpb.Maintenance/MoveLeader", "/etcdserverpb.Auth/AuthEnable",
-      "/etcdserverpb.Auth/AuthDisable", "/etcdserverpb.Auth/Authenticate",
-      "/etcdserverpb.Auth/UserAdd", "/etcdserverpb.Auth/UserGet", "/etcdserverpb.Auth/UserList",
-      "/etcdserverpb.Auth/UserDelete", "/etcdserverpb.Auth/UserChangePassword",
-      "/etcdserverpb.Auth/UserGrantRole", "/etcdserverpb.Auth/UserRevokeRole",
-      "/etcdserverpb.Auth/RoleAdd", "/etcdserverpb.Auth/RoleGet", "/etcdserverpb.Auth/RoleList",
-      "/etcdserverpb.Auth/RoleDelete", "/etcdserverpb.Auth/RoleGrantPermission",
-      "/etcdserverpb.Auth/RoleRevokePermission", "/v3lockpb.Lock/Lock",
-      "/v3lockpb.Lock/Unlock", "/v3electionpb.Election/Campaign",
-      "/v3electionpb.Election/Proclaim", "/v3electionpb.Election/Leader",
-      "/v3electionpb.Election/Observe", "/v3electionpb.Election/Resign"};
+  const std::vector<std::string> expected = {"/etcdserverpb.KV/Range",
+                                             "/etcdserverpb.KV/Put",
+                                             "/etcdserverpb.KV/DeleteRange",
+                                             "/etcdserverpb.KV/Txn",
+                                             "/etcdserverpb.KV/Compact",
+                                             "/etcdserverpb.Watch/Watch",
+                                             "/etcdserverpb.Lease/LeaseGrant",
+                                             "/etcdserverpb.Lease/LeaseRevoke",
+                                             "/etcdserverpb.Lease/LeaseKeepAlive",
+                                             "/etcdserverpb.Lease/LeaseTimeToLive",
+                                             "/etcdserverpb.Lease/LeaseLeases",
+                                             "/etcdserverpb.Cluster/MemberAdd",
+                                             "/etcdserverpb.Cluster/MemberRemove",
+                                             "/etcdserverpb.Cluster/MemberUpdate",
+                                             "/etcdserverpb.Cluster/MemberList",
+                                             "/etcdserverpb.Cluster/MemberPromote",
+                                             "/etcdserverpb.Maintenance/Alarm",
+                                             "/etcdserverpb.Maintenance/Status",
+                                             "/etcdserverpb.Maintenance/Defragment",
+                                             "/etcdserverpb.Maintenance/Hash",
+                                             "/etcdserverpb.Maintenance/HashKV",
+                                             "/etcdserverpb.Maintenance/Snapshot",
+                                             "/etcdserverpb.Maintenance/MoveLeader",
+                                             "/etcdserverpb.Auth/AuthEnable",
+                                             "/etcdserverpb.Auth/AuthDisable",
+                                             "/etcdserverpb.Auth/Authenticate",
+                                             "/etcdserverpb.Auth/UserAdd",
+                                             "/etcdserverpb.Auth/UserGet",
+                                             "/etcdserverpb.Auth/UserList",
+                                             "/etcdserverpb.Auth/UserDelete",
+                                             "/etcdserverpb.Auth/UserChangePassword",
+                                             "/etcdserverpb.Auth/UserGrantRole",
+                                             "/etcdserverpb.Auth/UserRevokeRole",
+                                             "/etcdserverpb.Auth/RoleAdd",
+                                             "/etcdserverpb.Auth/RoleGet",
+                                             "/etcdserverpb.Auth/RoleList",
+                                             "/etcdserverpb.Auth/RoleDelete",
+                                             "/etcdserverpb.Auth/RoleGrantPermission",
+                                             "/etcdserverpb.Auth/RoleRevokePermission",
+                                             "/v3lockpb.Lock/Lock",
+                                             "/v3lockpb.Lock/Unlock",
+                                             "/v3electionpb.Election/Campaign",
+                                             "/v3electionpb.Election/Proclaim",
+                                             "/v3electionpb.Election/Leader",
+                                             "/v3electionpb.Election/Observe",
+                                             "/v3electionpb.Election/Resign"};
   ASSERT_EQ(expected.size(), 46u);
   const DescriptorPool& p = pool();
   size_t total = 0;
   for (const char* svc : {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
-                          "etcdserverpb.Cluster", "etcdserverpb.Maintenance",
-                          "etcdserverpb.Auth", "v3lockpb.Lock", "v3electionpb.Election"}) {
+                          "etcdserverpb.Cluster", "etcdserverpb.Maintenance", "etcdserverpb.Auth",
+                          "v3lockpb.Lock", "v3electionpb.Election"}) {
     const auto* s = p.FindServiceByName(svc);
     ASSERT_NE(s, nullptr) << svc;
     total += static_cast<size_t>(s->method_count());
@@ -108,10 +132,14 @@ TEST(EtcdProto, FieldNumbersMatchEtcd) {
     int number;
   };
   const Row rows[] = {
-      {"mvccpb.KeyValue", "key", 1},          {"mvccpb.KeyValue", "create_revision", 2},
-      {"mvccpb.KeyValue", "mod_revision", 3}, {"mvccpb.KeyValue", "version", 4},
-      {"mvccpb.KeyValue", "value", 5},        {"mvccpb.KeyValue", "lease", 6},
-      {"mvccpb.Event", "prev_kv", 3},         {"etcdserverpb.ResponseHeader", "raft_term", 4},
+      {"mvccpb.KeyValue", "key", 1},
+      {"mvccpb.KeyValue", "create_revision", 2},
+      {"mvccpb.KeyValue", "mod_revision", 3},
+      {"mvccpb.KeyValue", "version", 4},
+      {"mvccpb.KeyValue", "value", 5},
+      {"mvccpb.KeyValue", "lease", 6},
+      {"mvccpb.Event", "prev_kv", 3},
+      {"etcdserverpb.ResponseHeader", "raft_term", 4},
       {"etcdserverpb.RangeRequest", "max_create_revision", 13},
       {"etcdserverpb.Compare", "range_end", 64},
       {"etcdserverpb.Compare", "lease", 8},
@@ -150,7 +178,12 @@ TEST(EtcdProto, KeyValueWireBytes) {
   kv.set_mod_revision(3);
   kv.set_version(1);
   kv.set_value("v");
-  const std::string want = std::string("\x0a\x01" "a" "\x10\x02\x18\x03\x20\x01\x2a\x01" "v", 12);
+  const std::string want = std::string(
+      "\x0a\x01"
+      "a"
+      "\x10\x02\x18\x03\x20\x01\x2a\x01"
+      "v",
+      12);
   EXPECT_EQ(kv.SerializeAsString(), want);
 }
 

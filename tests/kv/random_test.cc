@@ -81,8 +81,10 @@ std::string pick_key(std::mt19937_64& rng) {
 }
 std::string pick_end(std::mt19937_64& rng, const std::string& key) {
   switch (rng() % 4) {
-    case 0: return "";
-    case 1: return std::string(1, '\0');
+    case 0:
+      return "";
+    case 1:
+      return std::string(1, '\0');
     default: {
       std::string e = key;
       e.back() = static_cast<char>(e.back() + 1 + static_cast<int>(rng() % 3));
@@ -208,8 +210,9 @@ std::vector<raftkvpb::InternalRequest> random_log(uint64_t seed, int n) {
   for (int i = 0; i < n; ++i) {
     const int kind = static_cast<int>(rng() % 20);
     if (kind < 11) {
-      log.push_back(testing::put_req(pick_key(rng) + std::to_string(rng() % 30),
-                                     std::string(rng() % 200, static_cast<char>('a' + rng() % 26))));
+      log.push_back(
+          testing::put_req(pick_key(rng) + std::to_string(rng() % 30),
+                           std::string(rng() % 200, static_cast<char>('a' + rng() % 26))));
       ++rev_guess;
     } else if (kind < 14) {
       const std::string k = pick_key(rng);
@@ -294,10 +297,11 @@ TEST(Determinism, SameLogSameHashAcrossReopenCrashAndSnapshotRestore) {
     }
     snap.value().reset();
     size_t pos = 0;
-    auto c = Store::restore(tmp.sub("c"), StoreOptions(), [&]() -> Result<std::optional<std::string>> {
-      if (pos >= chunks.size()) return std::optional<std::string>();
-      return std::optional<std::string>(chunks[pos++]);
-    });
+    auto c =
+        Store::restore(tmp.sub("c"), StoreOptions(), [&]() -> Result<std::optional<std::string>> {
+          if (pos >= chunks.size()) return std::optional<std::string>();
+          return std::optional<std::string>(chunks[pos++]);
+        });
     ASSERT_TRUE(c.is_ok()) << c.status().to_string();
     ASSERT_EQ(c.value()->applied_index().value(), mid);
 
@@ -333,9 +337,11 @@ TEST(Determinism, SameLogSameHashAcrossReopenCrashAndSnapshotRestore) {
     trace_d.insert(trace_d.end(), tail_d.begin(), tail_d.end());
 
     EXPECT_EQ(trace_d, trace_a) << "same responses and errors, whatever the batching";
-    const std::vector<std::string> a_tail(trace_a.end() - static_cast<long>(trace_c.size()), trace_a.end());
+    const std::vector<std::string> a_tail(trace_a.end() - static_cast<long>(trace_c.size()),
+                                          trace_a.end());
     EXPECT_EQ(trace_c, a_tail);
-    const std::vector<std::string> a_tail_b(trace_a.end() - static_cast<long>(tail_b.size()), trace_a.end());
+    const std::vector<std::string> a_tail_b(trace_a.end() - static_cast<long>(tail_b.size()),
+                                            trace_a.end());
     EXPECT_EQ(tail_b, a_tail_b);
 
     const int64_t rev = a.value()->revision();
@@ -349,6 +355,20 @@ TEST(Determinism, SameLogSameHashAcrossReopenCrashAndSnapshotRestore) {
       // And at a historical revision above the compaction point.
       const int64_t past = std::max<int64_t>(a.value()->compact_revision() + 1, rev - 10);
       EXPECT_EQ(s->hash_kv(past)->hash(), a.value()->hash_kv(past)->hash());
+      // The history a watcher would be sent is the same too.
+      auto flat = [&](Store* x) {
+        std::string out;
+        auto page = x->events_since(past, "a", std::string(1, '\0'), true, 100000);
+        EXPECT_TRUE(page.is_ok()) << page.status().to_string();
+        if (!page.is_ok()) return out;
+        for (const auto& r : page->revisions) {
+          for (const auto& e : r.events) out += e.SerializeAsString();
+        }
+        return out;
+      };
+      const std::string want = flat(a.value().get());
+      EXPECT_FALSE(want.empty());
+      EXPECT_EQ(flat(s), want);
     }
   }
 }

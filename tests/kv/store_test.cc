@@ -1,11 +1,12 @@
 // kv::Store semantics, operation by operation, mirroring etcd v3's MVCC store.
+#include "kv/store.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
 #include "kv/errors.h"
-#include "kv/store.h"
 #include "kv_test_util.h"
 
 namespace raftkv::kv {
@@ -78,7 +79,9 @@ TEST_F(StoreTest, RangeBoundsFollowEtcd) {
       {"half-open range", "a", "b", {"a", "ab"}},
       {"prefix a (end = a+1)", "a", "b", {"a", "ab"}},
       {"range_end \\0 = every key >= key", "b", std::string(1, '\0'), {"b", "ba", "c"}},
-      {"key \\0 range_end \\0 = all keys", std::string(1, '\0'), std::string(1, '\0'),
+      {"key \\0 range_end \\0 = all keys",
+       std::string(1, '\0'),
+       std::string(1, '\0'),
        {"a", "ab", "b", "ba", "c"}},
       {"end before key = nothing", "c", "a", {}},
   };
@@ -90,15 +93,16 @@ TEST_F(StoreTest, RangeBoundsFollowEtcd) {
 }
 
 TEST_F(StoreTest, RangeAtPastRevisionsSeesHistory) {
-  h_.put("k", "v1");  // 2
-  h_.put("k", "v2");  // 3
+  h_.put("k", "v1");       // 2
+  h_.put("k", "v2");       // 3
   h_.apply(del_req("k"));  // 4
-  h_.put("k", "v3");  // 5
+  h_.put("k", "v3");       // 5
   struct Case {
     int64_t rev;
     std::string want;  // "" = absent
   };
-  for (const Case& c : std::vector<Case>{{1, ""}, {2, "v1"}, {3, "v2"}, {4, ""}, {5, "v3"}, {0, "v3"}}) {
+  for (const Case& c :
+       std::vector<Case>{{1, ""}, {2, "v1"}, {3, "v2"}, {4, ""}, {5, "v3"}, {0, "v3"}}) {
     auto r = h_.get(range_req("k", "", c.rev));
     if (c.want.empty()) {
       EXPECT_EQ(r.kvs_size(), 0) << "rev " << c.rev;
@@ -160,7 +164,10 @@ TEST_F(StoreTest, SortTargetsAndEtcdDefaultOrder) {
       {"KEY NONE = key order", RangeRequest::KEY, RangeRequest::NONE, {"a", "b", "c"}},
       {"KEY ASCEND", RangeRequest::KEY, RangeRequest::ASCEND, {"a", "b", "c"}},
       {"KEY DESCEND", RangeRequest::KEY, RangeRequest::DESCEND, {"c", "b", "a"}},
-      {"VERSION NONE defaults to ascend", RangeRequest::VERSION, RangeRequest::NONE, {"c", "b", "a"}},
+      {"VERSION NONE defaults to ascend",
+       RangeRequest::VERSION,
+       RangeRequest::NONE,
+       {"c", "b", "a"}},
       {"VERSION DESCEND", RangeRequest::VERSION, RangeRequest::DESCEND, {"a", "b", "c"}},
       {"CREATE ASCEND", RangeRequest::CREATE, RangeRequest::ASCEND, {"c", "a", "b"}},
       {"CREATE DESCEND", RangeRequest::CREATE, RangeRequest::DESCEND, {"b", "a", "c"}},
@@ -184,6 +191,24 @@ TEST_F(StoreTest, SortTargetsAndEtcdDefaultOrder) {
   EXPECT_EQ(keys_of(r), std::vector<std::string>{"c"});
   EXPECT_TRUE(r.more());
   EXPECT_EQ(r.count(), 3);
+}
+
+TEST_F(StoreTest, UnorderedNonKeySortAppliesToTheFirstLimitPlusOneKeys) {
+  // Versions: a 2, b 3, c 1.
+  h_.put("a", "x");
+  h_.put("a", "x");
+  for (int i = 0; i < 3; ++i) h_.put("b", "x");
+  h_.put("c", "x");
+  auto req = range_req("a", "d");
+  req.set_sort_target(RangeRequest::VERSION);
+  req.set_limit(1);
+  // etcd: no order means the limit+1 first keys (a, b), sorted ascending.
+  auto r = h_.get(req);
+  EXPECT_EQ(keys_of(r), std::vector<std::string>{"a"});
+  EXPECT_TRUE(r.more());
+  // An explicit order sorts every key first.
+  req.set_sort_order(RangeRequest::ASCEND);
+  EXPECT_EQ(keys_of(h_.get(req)), std::vector<std::string>{"c"});
 }
 
 TEST_F(StoreTest, RevisionFiltersPruneButCountDoesNot) {
@@ -293,27 +318,38 @@ etcdserverpb::RequestOp op_del(const std::string& k, const std::string& end = ""
   op.mutable_request_delete_range()->set_range_end(end);
   return op;
 }
-Compare cmp(const std::string& key, Compare::CompareTarget t, Compare::CompareResult res,
-            int64_t n, const std::string& value = "", const std::string& end = "") {
+Compare cmp(const std::string& key, Compare::CompareTarget t, Compare::CompareResult res, int64_t n,
+            const std::string& value = "", const std::string& end = "") {
   Compare c;
   c.set_key(key);
   c.set_range_end(end);
   c.set_target(t);
   c.set_result(res);
   switch (t) {
-    case Compare::VERSION: c.set_version(n); break;
-    case Compare::CREATE: c.set_create_revision(n); break;
-    case Compare::MOD: c.set_mod_revision(n); break;
-    case Compare::LEASE: c.set_lease(n); break;
-    case Compare::VALUE: c.set_value(value); break;
-    default: break;
+    case Compare::VERSION:
+      c.set_version(n);
+      break;
+    case Compare::CREATE:
+      c.set_create_revision(n);
+      break;
+    case Compare::MOD:
+      c.set_mod_revision(n);
+      break;
+    case Compare::LEASE:
+      c.set_lease(n);
+      break;
+    case Compare::VALUE:
+      c.set_value(value);
+      break;
+    default:
+      break;
   }
   return c;
 }
 
 TEST_F(StoreTest, TxnComparesTable) {
-  h_.put("k", "m");  // 2
-  h_.put("k", "m");  // 3: create 2, mod 3, version 2
+  h_.put("k", "m");   // 2
+  h_.put("k", "m");   // 3: create 2, mod 3, version 2
   h_.put("k2", "z");  // 4
   struct Case {
     const char* name;
@@ -332,11 +368,15 @@ TEST_F(StoreTest, TxnComparesTable) {
       {"VALUE EQUAL m", cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m"), true},
       {"VALUE GREATER a", cmp("k", Compare::VALUE, Compare::GREATER, 0, "a"), true},
       {"VALUE LESS a", cmp("k", Compare::VALUE, Compare::LESS, 0, "a"), false},
-      {"missing key: CREATE EQUAL 0 (the lock recipe)", cmp("nope", Compare::CREATE, Compare::EQUAL, 0), true},
+      {"missing key: CREATE EQUAL 0 (the lock recipe)",
+       cmp("nope", Compare::CREATE, Compare::EQUAL, 0), true},
       {"missing key: VERSION EQUAL 0", cmp("nope", Compare::VERSION, Compare::EQUAL, 0), true},
-      {"missing key: VALUE always fails", cmp("nope", Compare::VALUE, Compare::NOT_EQUAL, 0, "x"), false},
-      {"range: every key's MOD GREATER 1", cmp("k", Compare::MOD, Compare::GREATER, 1, "", "l"), true},
-      {"range: every key's VALUE EQUAL m fails on k2", cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m", "l"), false},
+      {"missing key: VALUE always fails", cmp("nope", Compare::VALUE, Compare::NOT_EQUAL, 0, "x"),
+       false},
+      {"range: every key's MOD GREATER 1", cmp("k", Compare::MOD, Compare::GREATER, 1, "", "l"),
+       true},
+      {"range: every key's VALUE EQUAL m fails on k2",
+       cmp("k", Compare::VALUE, Compare::EQUAL, 0, "m", "l"), false},
       {"empty range: CREATE EQUAL 0", cmp("x", Compare::CREATE, Compare::EQUAL, 0, "", "y"), true},
   };
   for (const auto& c : cases) {
@@ -350,9 +390,10 @@ TEST_F(StoreTest, TxnComparesTable) {
 TEST_F(StoreTest, TxnIsOneRevisionWithSubRevisionsAndSeesItsOwnWrites) {
   h_.put("a", "1");  // 2
   ApplyResult all;
-  auto o = h_.apply(txn({cmp("a", Compare::VALUE, Compare::EQUAL, 0, "1")},
-                        {op_get("b"), op_put("b", "2"), op_get("b"), op_put("c", "3"), op_del("a")}),
-                    &all);
+  auto o =
+      h_.apply(txn({cmp("a", Compare::VALUE, Compare::EQUAL, 0, "1")},
+                   {op_get("b"), op_put("b", "2"), op_get("b"), op_put("c", "3"), op_del("a")}),
+               &all);
   ASSERT_TRUE(o.status.is_ok()) << o.status.to_string();
   const auto& t = o.response.txn();
   EXPECT_TRUE(t.succeeded());
@@ -430,11 +471,11 @@ TEST_F(StoreTest, TxnFailureBranchAndErrors) {
 }
 
 TEST_F(StoreTest, CompactionRules) {
-  h_.put("a", "1");  // 2
-  h_.put("a", "2");  // 3
-  h_.put("b", "1");  // 4
+  h_.put("a", "1");        // 2
+  h_.put("a", "2");        // 3
+  h_.put("b", "1");        // 4
   h_.apply(del_req("b"));  // 5
-  h_.put("c", "1");  // 6
+  h_.put("c", "1");        // 6
   auto o = h_.apply(compact_req(5));
   ASSERT_TRUE(o.status.is_ok());
   EXPECT_EQ(o.response.compaction().header().revision(), 6);
@@ -445,18 +486,22 @@ TEST_F(StoreTest, CompactionRules) {
     int64_t rev;
     Status want;
   };
-  for (const Case& c : std::vector<Case>{{4, errors::compacted()}, {1, errors::compacted()},
-                                         {5, Status::ok()}, {6, Status::ok()},
+  for (const Case& c : std::vector<Case>{{4, errors::compacted()},
+                                         {1, errors::compacted()},
+                                         {5, Status::ok()},
+                                         {6, Status::ok()},
                                          {7, errors::future_rev()}}) {
     auto r = h_.store().range(range_req("a", "z", c.rev));
     EXPECT_EQ(r.status(), c.want) << "range at " << c.rev;
   }
   auto at5 = h_.get(range_req("a", "z", 5));
-  EXPECT_EQ(keys_of(at5), std::vector<std::string>{"a"}) << "reads at the compaction point still work";
+  EXPECT_EQ(keys_of(at5), std::vector<std::string>{"a"})
+      << "reads at the compaction point still work";
   EXPECT_EQ(h_.apply(compact_req(5)).status, errors::compacted()) << "again at the same revision";
   EXPECT_EQ(h_.apply(compact_req(3)).status, errors::compacted());
   EXPECT_EQ(h_.apply(compact_req(9)).status, errors::future_rev());
-  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::compacted()) << "HashKV: <= compact is compacted";
+  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::compacted())
+      << "HashKV: <= compact is compacted";
   EXPECT_TRUE(h_.store().hash_kv(6).is_ok());
 
   // physical: the old revisions leave RocksDB in the background.
@@ -464,6 +509,38 @@ TEST_F(StoreTest, CompactionRules) {
   EXPECT_GE(h_.store().physical_compact_revision(), 5);
   // b was deleted at or before 5: its history is gone from the index.
   EXPECT_EQ(h_.store().index_key_count(), 2u);
+}
+
+TEST_F(StoreTest, HashKvCoversRevisionsUpToItsArgument) {
+  h_.put("a", "1");  // 2
+  h_.put("b", "1");  // 3
+  auto at3 = h_.store().hash_kv(3);
+  ASSERT_TRUE(at3.is_ok());
+  EXPECT_EQ(at3->compact_revision(), -1);
+  h_.put("a", "2");  // 4
+  EXPECT_EQ(h_.store().hash_kv(3)->hash(), at3->hash()) << "later writes do not change HashKV(3)";
+  EXPECT_NE(h_.store().hash_kv(4)->hash(), at3->hash());
+  EXPECT_EQ(h_.store().hash_kv(0)->header().revision(), 4);
+  EXPECT_EQ(h_.store().hash_kv(5).status(), errors::future_rev());
+
+  // The same history elsewhere gives the same hash; one different value does not.
+  TempDir tmp;
+  Harness same(tmp.sub("same")), other(tmp.sub("other"));
+  for (Harness* x : {&same, &other}) {
+    x->put("a", "1");
+    x->put("b", "1");
+  }
+  same.put("a", "2");
+  other.put("a", "3");
+  EXPECT_EQ(same.hash(), h_.hash());
+  EXPECT_NE(other.hash(), h_.hash());
+  // Compaction: the hash reports the compaction point and does not depend on
+  // how far the physical removal has got.
+  h_.apply(compact_req(3));
+  same.apply(compact_req(3));
+  ASSERT_TRUE(same.store().wait_physical_compaction(3, std::chrono::seconds(30)));
+  EXPECT_EQ(h_.store().hash_kv(4)->compact_revision(), 3);
+  EXPECT_EQ(same.hash(), h_.hash());
 }
 
 TEST_F(StoreTest, EventsCarryKvAndPrevKvPerRevision) {
@@ -482,6 +559,58 @@ TEST_F(StoreTest, EventsCarryKvAndPrevKvPerRevision) {
   EXPECT_EQ(all.events[0].events[0].prev_kv().value(), "v2");
   h_.apply(del_req("k"), &all);
   EXPECT_TRUE(all.events.empty()) << "no change, no event";
+}
+
+TEST_F(StoreTest, EventsSinceReplaysTheLiveEventsForWatchCatchUp) {
+  // Record the live events of a mixed history.
+  std::vector<RevisionEvents> live;
+  auto record = [&](const raftkvpb::InternalRequest& r) {
+    ApplyResult all;
+    h_.apply(r, &all);
+    for (auto& e : all.events) live.push_back(e);
+  };
+  record(put_req("a", "1"));
+  record(put_req("b", "1"));
+  record(put_req("a", "2"));
+  record(del_req("a", "c"));
+  record(txn({}, {op_put("a", "3"), op_put("c", "3")}));
+  record(put_req("zz", "out of range"));
+  const int64_t first = live.front().revision;
+
+  auto page = h_.store().events_since(first, "a", std::string(1, '\0'), true, 1000);
+  ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+  ASSERT_EQ(page->revisions.size(), live.size());
+  for (size_t i = 0; i < live.size(); ++i) {
+    ASSERT_EQ(page->revisions[i].revision, live[i].revision);
+    ASSERT_EQ(page->revisions[i].events.size(), live[i].events.size());
+    for (size_t j = 0; j < live[i].events.size(); ++j) {
+      EXPECT_EQ(page->revisions[i].events[j].SerializeAsString(),
+                live[i].events[j].SerializeAsString())
+          << "revision " << live[i].revision << " event " << j;
+    }
+  }
+  EXPECT_EQ(page->next_revision, h_.store().revision() + 1);
+
+  // A key range, without prev_kv.
+  page = h_.store().events_since(first, "b", "c", false, 1000);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->revisions.size(), 2u);  // put b, delete b
+  EXPECT_EQ(page->revisions[1].events[0].type(), mvccpb::Event::DELETE);
+  EXPECT_FALSE(page->revisions[1].events[0].has_prev_kv());
+
+  // Paging: whole revisions, at least max_events per page.
+  page = h_.store().events_since(first, "a", std::string(1, '\0'), false, 3);
+  ASSERT_TRUE(page.is_ok());
+  ASSERT_EQ(page->revisions.size(), 3u);  // 1 + 1 + 1 events
+  auto next = h_.store().events_since(page->next_revision, "a", std::string(1, '\0'), false, 3);
+  ASSERT_TRUE(next.is_ok());
+  ASSERT_EQ(next->revisions.size(), 2u) << "the two-event delete, then the txn finishes the page";
+  EXPECT_EQ(next->revisions[0].events.size(), 2u);
+
+  // Below the compaction point: compacted, as etcd cancels such a watch.
+  h_.apply(compact_req(first + 2));
+  EXPECT_EQ(h_.store().events_since(first, "a", "", false, 10).status(), errors::compacted());
+  EXPECT_TRUE(h_.store().events_since(first + 2, "a", "", false, 10).is_ok());
 }
 
 TEST_F(StoreTest, QuotaRejectsWritesButAllowsDeletesAndCompaction) {
@@ -562,8 +691,8 @@ TEST_F(StoreTest, LeasesGrantAttachRevoke) {
 
 TEST_F(StoreTest, EntriesWithoutRequestsOnlyAdvanceTheAppliedIndex) {
   auto p = put_req("k", "v");
-  std::vector<ApplyEntry> batch = {{raft::Index(1), nullptr}, {raft::Index(2), &p},
-                                   {raft::Index(3), nullptr}};
+  std::vector<ApplyEntry> batch = {
+      {raft::Index(1), nullptr}, {raft::Index(2), &p}, {raft::Index(3), nullptr}};
   auto res = h_.store().apply(batch);
   ASSERT_TRUE(res.is_ok());
   ASSERT_EQ(res->outcomes.size(), 1u);
@@ -601,17 +730,26 @@ TEST(StoreValidate, EtcdErrorTable) {
     r.mutable_range();
     cases.push_back({"range empty key", r, errors::empty_key()});
   }
-  cases.push_back({"request too large", put_req("k", std::string(2000, 'x')), errors::request_too_large()});
-  cases.push_back({"too many ops", txn({}, {op_put("a", ""), op_put("b", ""), op_put("c", ""), op_put("d", "")}),
+  cases.push_back(
+      {"request too large", put_req("k", std::string(2000, 'x')), errors::request_too_large()});
+  cases.push_back({"too many ops",
+                   txn({}, {op_put("a", ""), op_put("b", ""), op_put("c", ""), op_put("d", "")}),
                    errors::too_many_ops()});
-  cases.push_back({"compare with empty key", txn({cmp("", Compare::VERSION, Compare::EQUAL, 0)}, {}),
-                   errors::empty_key()});
+  cases.push_back({"compare with empty key",
+                   txn({cmp("", Compare::VERSION, Compare::EQUAL, 0)}, {}), errors::empty_key()});
   cases.push_back({"empty op", txn({}, {etcdserverpb::RequestOp()}), errors::key_not_found()});
-  cases.push_back({"duplicate put", txn({}, {op_put("a", "1"), op_put("a", "2")}), errors::duplicate_key()});
+  cases.push_back(
+      {"duplicate put", txn({}, {op_put("a", "1"), op_put("a", "2")}), errors::duplicate_key()});
   cases.push_back({"put inside a deleted range", txn({}, {op_del("a", "c"), op_put("b", "1")}),
                    errors::duplicate_key()});
   cases.push_back({"put and delete of one key", txn({}, {op_put("a", "1"), op_del("a")}),
                    errors::duplicate_key()});
+  {
+    etcdserverpb::RequestOp keep = op_put("b", "");
+    keep.mutable_request_put()->set_ignore_value(true);
+    cases.push_back({"put of a key deleted by a range_end \\0 delete (etcd misses this)",
+                     txn({}, {op_del("a", std::string(1, '\0')), keep}), errors::duplicate_key()});
+  }
   cases.push_back({"two deletes are fine", txn({}, {op_del("a"), op_del("a", "b")}), Status::ok()});
   cases.push_back({"same key in success and failure is fine",
                    txn({}, {op_put("a", "1")}, {op_put("a", "2")}), Status::ok()});
@@ -639,8 +777,10 @@ TEST(StoreValidate, EtcdErrorTable) {
 
 TEST(StoreErrors, CodesAndMessagesAreEtcds) {
   EXPECT_EQ(errors::compacted().code(), Code::kOutOfRange);
-  EXPECT_EQ(errors::compacted().message(), "etcdserver: mvcc: required revision has been compacted");
-  EXPECT_EQ(errors::future_rev().message(), "etcdserver: mvcc: required revision is a future revision");
+  EXPECT_EQ(errors::compacted().message(),
+            "etcdserver: mvcc: required revision has been compacted");
+  EXPECT_EQ(errors::future_rev().message(),
+            "etcdserver: mvcc: required revision is a future revision");
   EXPECT_EQ(errors::no_space().code(), Code::kResourceExhausted);
   EXPECT_EQ(errors::no_space().message(), "etcdserver: mvcc: database space exceeded");
   EXPECT_EQ(errors::lease_not_found().code(), Code::kNotFound);

@@ -96,7 +96,8 @@ bool Cluster::process_ready(uint64_t id, bool crash_before_persist) {
   }
   RAFTKV_CHECK(n.storage->append(rd.entries).is_ok());
   if (rd.hard_state) n.storage->set_hard_state(*rd.hard_state);
-  for (Message& m : rd.messages_after_persist.release(Persisted::kHardStateEntriesAndSnapshotAreDurable)) {
+  for (Message& m :
+       rd.messages_after_persist.release(Persisted::kHardStateEntriesAndSnapshotAreDurable)) {
     net_.push_back(std::move(m));
   }
   for (const Entry& e : rd.committed_entries) {
@@ -130,7 +131,9 @@ void Cluster::report_snapshot_outcome(const Message& m, bool delivered) {
   if (from != nodes_.end() && from->second.up) from->second.core->report_snapshot(m.to, delivered);
 }
 
-void Cluster::drop(const Message& m) { report_snapshot_outcome(m, false); }
+void Cluster::drop(const Message& m) {
+  report_snapshot_outcome(m, false);
+}
 
 void Cluster::deliver(const Message& m) {
   auto it = nodes_.find(m.to.value());
@@ -203,7 +206,9 @@ void Cluster::isolate(uint64_t id) {
   partition({id}, others);
 }
 
-void Cluster::heal() { cut_.clear(); }
+void Cluster::heal() {
+  cut_.clear();
+}
 
 void Cluster::crash(uint64_t id) {
   TestNode& n = node(id);
@@ -224,7 +229,8 @@ void Cluster::compact(uint64_t id) {
   TestNode& n = node(id);
   Index applied = n.applied();
   if (applied < n.storage->first_index()) return;
-  Status s = n.storage->create_snapshot(applied, n.core->tracker().conf_state(), encode_history(n.history));
+  Status s = n.storage->create_snapshot(applied, n.core->tracker().conf_state(),
+                                        encode_history(n.history));
   if (!s.is_ok()) return;
   RAFTKV_CHECK(n.storage->compact(applied).is_ok());
 }

@@ -26,9 +26,15 @@
 
 namespace raftkv::raft::testing {
 
-inline NodeId N(uint64_t v) { return NodeId{v}; }
-inline Index I(uint64_t v) { return Index{v}; }
-inline Term T(uint64_t v) { return Term{v}; }
+inline NodeId N(uint64_t v) {
+  return NodeId{v};
+}
+inline Index I(uint64_t v) {
+  return Index{v};
+}
+inline Term T(uint64_t v) {
+  return Term{v};
+}
 
 std::string encode_history(const std::vector<std::string>& h);
 std::vector<std::string> decode_history(const std::string& s);

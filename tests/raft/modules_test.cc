@@ -16,9 +16,15 @@
 namespace raftkv::raft {
 namespace {
 
-NodeId N(uint64_t v) { return NodeId{v}; }
-Index I(uint64_t v) { return Index{v}; }
-Term T(uint64_t v) { return Term{v}; }
+NodeId N(uint64_t v) {
+  return NodeId{v};
+}
+Index I(uint64_t v) {
+  return Index{v};
+}
+Term T(uint64_t v) {
+  return Term{v};
+}
 
 class MapIndexer : public quorum::AckedIndexer {
  public:

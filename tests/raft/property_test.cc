@@ -10,9 +10,13 @@
 //                          committed at a term below T;
 //   state machine safety   every node's applied history is a prefix of one
 //                          common history.
+//   linearizable reads     a ReadState's index is at least every index known
+//                          committed when the read was requested (safe
+//                          ReadIndex, and leader leases on seeds whose clocks
+//                          run at one rate).
 // A liveness phase then heals everything and requires a leader and a commit.
 //
-// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 1000, or 100
+// Seeds: RAFT_PROPERTY_SEEDS (env) per cluster size; default 2000, or 50
 // in sanitizer builds. RAFT_PROPERTY_FIRST_SEED replays from a given seed.
 #include <gtest/gtest.h>
 
@@ -27,9 +31,9 @@ namespace raftkv::raft::testing {
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr uint64_t kDefaultSeeds = 100;
+constexpr uint64_t kDefaultSeeds = 50;
 #else
-constexpr uint64_t kDefaultSeeds = 1000;
+constexpr uint64_t kDefaultSeeds = 2000;
 #endif
 
 uint64_t env_u64(const char* name, uint64_t dflt) {
@@ -40,6 +44,10 @@ uint64_t env_u64(const char* name, uint64_t dflt) {
 class Checker {
  public:
   explicit Checker(Cluster& c) : c_(c) {}
+
+  /// A read is being requested: it must be served at an index no lower than
+  /// anything known committed now (a write acknowledged before the read began).
+  void on_read(const std::string& ctx) { read_min_[ctx] = committed_.size(); }
 
   /// Returns "" if every invariant holds, else a description.
   std::string check() {
@@ -72,22 +80,27 @@ class Checker {
             return "log matching: two different entries at index " + std::to_string(i.value()) +
                    " term " + std::to_string(e.term.value());
           }
-          if (prev.is_ok() && it->second.prev_term != UINT64_MAX && it->second.prev_term != prev->value()) {
+          if (prev.is_ok() && it->second.prev_term != UINT64_MAX &&
+              it->second.prev_term != prev->value()) {
             return "log matching: different predecessors of index " + std::to_string(i.value());
           }
-          if (prev.is_ok() && it->second.prev_term == UINT64_MAX) it->second.prev_term = prev->value();
+          if (prev.is_ok() && it->second.prev_term == UINT64_MAX)
+            it->second.prev_term = prev->value();
         }
       }
       // Record commitment (index -> term, and the lowest term it was seen committed at).
-      for (Index i = std::max(log.first_index(), Index{committed_.size() + 1}); i <= log.committed(); ++i) {
+      for (Index i = std::max(log.first_index(), Index{committed_.size() + 1});
+           i <= log.committed(); ++i) {
         Result<Term> t = log.term_result(i);
         if (!t.is_ok()) break;
         committed_.push_back(Committed{t->value(), core.term().value()});
       }
-      for (Index i = log.first_index(); i <= log.committed() && i.value() <= committed_.size(); ++i) {
+      for (Index i = log.first_index(); i <= log.committed() && i.value() <= committed_.size();
+           ++i) {
         Committed& ce = committed_[i.value() - 1];
         if (log.term(i).value() != ce.term) {
-          return "committed entry " + std::to_string(i.value()) + " changed term on node " + std::to_string(id);
+          return "committed entry " + std::to_string(i.value()) + " changed term on node " +
+                 std::to_string(id);
         }
         ce.seen_at_term = std::min(ce.seen_at_term, core.term().value());
       }
@@ -98,16 +111,28 @@ class Checker {
           if (committed_[k].seen_at_term >= core.term().value() || i < log.first_index()) continue;
           if (i > log.last_index() || log.term(i).value() != committed_[k].term) {
             return "leader completeness: leader " + std::to_string(id) + " of term " +
-                   std::to_string(core.term().value()) + " lacks committed entry " + std::to_string(i.value());
+                   std::to_string(core.term().value()) + " lacks committed entry " +
+                   std::to_string(i.value());
           }
+        }
+      }
+      // Linearizable reads.
+      for (size_t& k = read_cursor_[id]; k < n.read_states.size(); ++k) {
+        const ReadState& rs = n.read_states[k];
+        auto it = read_min_.find(rs.request_ctx);
+        if (it == read_min_.end()) return "read state for an unknown request " + rs.request_ctx;
+        if (rs.index.value() < it->second) {
+          return "stale read: " + rs.request_ctx + " served at " +
+                 std::to_string(rs.index.value()) + " but index " + std::to_string(it->second) +
+                 " was committed before it began";
         }
       }
       // State machine safety.
       for (size_t k = 0; k < n.history.size(); ++k) {
         if (k < applied_.size()) {
           if (applied_[k] != n.history[k]) {
-            return "state machine safety: node " + std::to_string(id) + " applied a different entry at " +
-                   std::to_string(k + 1);
+            return "state machine safety: node " + std::to_string(id) +
+                   " applied a different entry at " + std::to_string(k + 1);
           }
         } else {
           applied_.push_back(n.history[k]);
@@ -120,7 +145,9 @@ class Checker {
  private:
   struct Key {
     uint64_t index, term;
-    bool operator<(const Key& o) const { return index != o.index ? index < o.index : term < o.term; }
+    bool operator<(const Key& o) const {
+      return index != o.index ? index < o.index : term < o.term;
+    }
   };
   struct Seen {
     std::string data;
@@ -136,11 +163,17 @@ class Checker {
   std::map<Key, Seen> entries_;
   std::vector<Committed> committed_;
   std::vector<std::string> applied_;
+  std::map<std::string, uint64_t> read_min_;
+  std::map<uint64_t, size_t> read_cursor_;
 
  public:
   std::string stats() const {
-    return "terms with a leader " + std::to_string(leaders_.size()) + ", committed " +
-           std::to_string(committed_.size()) + ", distinct entries " + std::to_string(entries_.size());
+    size_t served = 0;
+    for (const auto& [id, k] : read_cursor_) served += k;
+    return "reads " + std::to_string(read_min_.size()) + " served " + std::to_string(served) +
+           ", terms with a leader " + std::to_string(leaders_.size()) + ", committed " +
+           std::to_string(committed_.size()) + ", distinct entries " +
+           std::to_string(entries_.size());
   }
 };
 
@@ -151,6 +184,9 @@ std::string run_seed(uint64_t seed, size_t nodes) {
   auto chance = [&](uint64_t per_mille) { return rng() % 1000 < per_mille; };
   const bool pre_vote = chance(700);
   const bool check_quorum = chance(700);
+  // Lease reads assume clocks advance at the same rate: those seeds use only
+  // the common clock (no per-node skew).
+  const bool lease = check_quorum && chance(400);
   const size_t inflight = 1 + pick(8);
   const uint64_t msg_bytes = 30 + pick(200);
   std::vector<uint64_t> ids;
@@ -162,6 +198,8 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     cfg.max_size_per_msg_bytes = msg_bytes;
     cfg.max_inflight_bytes = 0;
     cfg.seed = seed;
+    cfg.heartbeat_ticks = 2;
+    if (lease) cfg.read_only_option = ReadOnlyOption::kLeaseBased;
   });
   Checker checker(c);
   const uint64_t drop_pm = pick(150), dup_pm = pick(50);
@@ -180,13 +218,18 @@ std::string run_seed(uint64_t seed, size_t nodes) {
     auto up = up_ids();
     uint64_t id = ids[pick(ids.size())];
     auto& net = c.network();
-    if (r < 100) {
+    if (r < 150) {
       c.tick_all();  // the common clock
-    } else if (r < 130) {
-      c.tick(id);  // clock skew
-    } else if (r < 540) {
-      if (!net.empty()) {
-        size_t k = chance(700) ? 0 : pick(net.size());  // mostly in order, some reordering
+    } else if (r < 170) {
+      if (lease) {
+        c.tick_all();
+      } else {
+        c.tick(id);  // clock skew
+      }
+    } else if (r < 560) {
+      // A burst of deliveries: mostly in order, some reordered, dropped or duplicated.
+      for (uint64_t burst = 1 + pick(6); burst > 0 && !net.empty(); --burst) {
+        size_t k = chance(700) ? 0 : pick(net.size());
         Message m = net[k];
         if (!chance(dup_pm)) net.erase(net.begin() + static_cast<ptrdiff_t>(k));
         if (chance(drop_pm)) {
@@ -197,26 +240,36 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       }
     } else if (r < 830) {
       c.process_ready(id, /*crash_before_persist=*/chance(5));
-    } else if (r < 900) {
+    } else if (r < 890) {
       if (c.node(id).up) {
-        Status s = c.core(id).propose("s" + std::to_string(seed) + "-" + std::to_string(proposals++));
+        Status s =
+            c.core(id).propose("s" + std::to_string(seed) + "-" + std::to_string(proposals++));
         (void)s;  // refusals (no leader, transfer) are expected
       }
-    } else if (r < 915) {
+    } else if (r < 925) {
       if (c.node(id).up) {
-        Status s = c.core(id).read_index("r" + std::to_string(reads++));
+        std::string ctx = "r" + std::to_string(reads++);
+        checker.on_read(ctx);
+        Status s = c.core(id).read_index(ctx);
         (void)s;
       }
-    } else if (r < 925) {
+    } else if (r < 935) {
       if (c.node(id).up && up.size() > 1) c.crash(id);
-    } else if (r < 950) {
+    } else if (r < 955) {
       if (!c.node(id).up) c.restart(id);
-    } else if (r < 960) {
-      std::set<uint64_t> a, b;
-      for (uint64_t x : ids) (chance(500) ? a : b).insert(x);
-      c.heal();
-      c.partition(a, b);
-    } else if (r < 980) {
+    } else if (r < 968) {
+      if (chance(500)) {
+        // A clean split into two sides.
+        std::set<uint64_t> a, b;
+        for (uint64_t x : ids) (chance(500) ? a : b).insert(x);
+        c.heal();
+        c.partition(a, b);
+      } else {
+        // One more broken link: partitions that are not transitive.
+        uint64_t x = ids[pick(ids.size())], y = ids[pick(ids.size())];
+        if (x != y) c.partition({x}, {y});
+      }
+    } else if (r < 975) {
       c.heal();
     } else if (r < 995) {
       if (c.node(id).up) c.compact(id);
@@ -260,20 +313,22 @@ std::string run_seed(uint64_t seed, size_t nodes) {
       done = done && std::find(h.begin(), h.end(), last) != h.end();
     }
   }
-  if (std::getenv("RAFT_PROPERTY_STATS")) fprintf(stderr, "seed %lu: %s\n", seed, checker.stats().c_str());
+  if (std::getenv("RAFT_PROPERTY_STATS"))
+    fprintf(stderr, "seed %lu: %s\n", seed, checker.stats().c_str());
   if (!done) {
     std::ostringstream os;
     os << "liveness: final proposal not applied everywhere;";
     for (uint64_t id : ids) {
       NodeStatus st = c.core(id).status();
-      os << "\n  node " << id << " role " << int(st.soft_state.role) << " term " << st.hard_state.term.value()
-         << " commit " << st.hard_state.commit.value() << " applied " << st.applied.value() << " last " << st.last_index.value()
-         << " first " << c.core(id).log().first_index().value() << " history "
-         << c.node(id).history.size() << " storage-first " << c.storage(id).first_index().value();
+      os << "\n  node " << id << " role " << int(st.soft_state.role) << " term "
+         << st.hard_state.term.value() << " commit " << st.hard_state.commit.value() << " applied "
+         << st.applied.value() << " last " << st.last_index.value() << " first "
+         << c.core(id).log().first_index().value() << " history " << c.node(id).history.size()
+         << " storage-first " << c.storage(id).first_index().value();
       for (const auto& [pid, pv] : st.progress) {
-        os << "\n    peer " << pid.value() << " match " << pv.match.value() << " next " << pv.next.value()
-           << " state " << progress_state_name(pv.state) << " active " << pv.recent_active
-           << " pending_snap " << pv.pending_snapshot.value();
+        os << "\n    peer " << pid.value() << " match " << pv.match.value() << " next "
+           << pv.next.value() << " state " << progress_state_name(pv.state) << " active "
+           << pv.recent_active << " pending_snap " << pv.pending_snapshot.value();
       }
     }
     return os.str();
@@ -292,8 +347,12 @@ void run_many(size_t nodes) {
   }
 }
 
-TEST(Property, safety_invariants_hold_under_random_faults_3_nodes) { run_many(3); }
-TEST(Property, safety_invariants_hold_under_random_faults_5_nodes) { run_many(5); }
+TEST(Property, safety_invariants_hold_under_random_faults_3_nodes) {
+  run_many(3);
+}
+TEST(Property, safety_invariants_hold_under_random_faults_5_nodes) {
+  run_many(5);
+}
 
 }  // namespace
 }  // namespace raftkv::raft::testing

@@ -33,7 +33,8 @@ void BM_ProposalsCommitted3Nodes(benchmark::State& state) {
       state.ResumeTiming();
     }
   }
-  state.counters["proposals/s"] = benchmark::Counter(double(committed), benchmark::Counter::kIsRate);
+  state.counters["proposals/s"] =
+      benchmark::Counter(double(committed), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ProposalsCommitted3Nodes)
     ->ArgNames({"payload_bytes", "batch"})

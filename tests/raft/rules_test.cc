@@ -8,7 +8,9 @@
 namespace raftkv::raft::testing {
 namespace {
 
-void no_prevote(Config& c) { c.pre_vote = false; }
+void no_prevote(Config& c) {
+  c.pre_vote = false;
+}
 
 Message msg(MessageType type, uint64_t from, uint64_t to, uint64_t term) {
   Message m;
@@ -33,10 +35,12 @@ std::vector<Message> of_type(const std::vector<Message>& ms, MessageType t) {
 
 /// Replaces node `id`'s durable state with `log` (terms for indexes 1..n) and
 /// hard state term `term`, then restarts it.
-void seed_log(Cluster& c, uint64_t id, std::vector<uint64_t> terms, uint64_t term, uint64_t commit = 0) {
+void seed_log(Cluster& c, uint64_t id, std::vector<uint64_t> terms, uint64_t term,
+              uint64_t commit = 0) {
   c.crash(id);
   std::vector<Entry> ents;
-  for (size_t i = 0; i < terms.size(); ++i) ents.push_back(E(terms[i], i + 1, "e" + std::to_string(i + 1)));
+  for (size_t i = 0; i < terms.size(); ++i)
+    ents.push_back(E(terms[i], i + 1, "e" + std::to_string(i + 1)));
   ASSERT_TRUE(c.storage(id).append(ents).is_ok());
   c.storage(id).set_hard_state(HardState{T(term), kNoNode, I(commit)});
   c.node(id).history.clear();
@@ -87,7 +91,8 @@ TEST(Election, candidate_votes_for_itself_and_requests_votes_after_persisting) {
   EXPECT_EQ(rd.hard_state->term, T(1));
   EXPECT_EQ(rd.hard_state->vote, N(1));
   EXPECT_TRUE(rd.must_sync);
-  EXPECT_TRUE(of_type(rd.messages, MessageType::kVote).empty()) << "vote requests must wait for fsync";
+  EXPECT_TRUE(of_type(rd.messages, MessageType::kVote).empty())
+      << "vote requests must wait for fsync";
   auto after = rd.messages_after_persist.release(Persisted::kHardStateEntriesAndSnapshotAreDurable);
   auto votes = of_type(after, MessageType::kVote);
   ASSERT_EQ(votes.size(), 2u);
@@ -994,7 +999,8 @@ TEST(Membership, invalid_change_is_rejected_on_apply_and_leaves_config_unchanged
   auto c = three_with_leader();
   for (uint64_t id : {1, 2, 3}) {
     ConfState before = c->core(id).tracker().conf_state();
-    EXPECT_EQ(c->core(id).apply_conf_change(ConfChange{}).status().code(), Code::kFailedPrecondition);
+    EXPECT_EQ(c->core(id).apply_conf_change(ConfChange{}).status().code(),
+              Code::kFailedPrecondition);
     auto remove_all = cc_of({{ConfChangeType::kRemoveNode, N(1)},
                              {ConfChangeType::kRemoveNode, N(2)},
                              {ConfChangeType::kRemoveNode, N(3)}});
@@ -1137,6 +1143,118 @@ TEST(StatusView, reports_role_commit_and_follower_progress) {
   EXPECT_EQ(s.progress.at(N(2)).next, I(3));
   EXPECT_EQ(s.progress.at(N(3)).match, I(1));
   EXPECT_TRUE(c->core(2).status().progress.empty());
+}
+
+}  // namespace
+}  // namespace raftkv::raft::testing
+
+namespace raftkv::raft::testing {
+namespace {
+
+// ============================ Lease reads (§6.4.1) ===========================
+
+void lease(Config& cfg) {
+  cfg.pre_vote = false;
+  cfg.read_only_option = ReadOnlyOption::kLeaseBased;
+}
+
+/// A lease-mode cluster with leader 1 whose lease is fresh. Startup guards are
+/// run out first (a started node refuses votes for one election timeout).
+std::unique_ptr<Cluster> lease_cluster() {
+  auto c = std::make_unique<Cluster>(std::vector<uint64_t>{1, 2, 3}, lease);
+  for (int i = 0; i < 40 && c->leader() == 0; ++i) {
+    c->tick_all();
+    c->stabilize();
+  }
+  EXPECT_NE(c->leader(), 0u);
+  return c;
+}
+
+TEST(LeaseRead, served_without_a_heartbeat_round_while_lease_is_held) {
+  auto c = lease_cluster();
+  uint64_t l = c->leader();
+  c->tick(l);
+  c->stabilize();  // a heartbeat round refreshes the lease
+  ASSERT_TRUE(c->core(l).read_index("lease").is_ok());
+  auto ms = c->drain(l);
+  EXPECT_TRUE(of_type(ms, MessageType::kHeartbeat).empty()) << "no round trip needed";
+  ASSERT_EQ(c->node(l).read_states.size(), 1u);
+  EXPECT_EQ(c->node(l).read_states[0].index, c->core(l).log().committed());
+}
+
+TEST(LeaseRead, expired_lease_falls_back_to_a_heartbeat_round) {
+  auto c = lease_cluster();
+  uint64_t l = c->leader();
+  c->tick(l);
+  c->stabilize();
+  c->isolate(l);
+  c->tick(l, 9);  // election_ticks - drift ticks without acknowledgement
+  c->stabilize();
+  ASSERT_EQ(c->core(l).role(), Role::kLeader);
+  ASSERT_TRUE(c->core(l).read_index("late").is_ok());
+  auto hb = of_type(c->drain(l), MessageType::kHeartbeat);
+  ASSERT_EQ(hb.size(), 2u);
+  EXPECT_EQ(hb[0].context, "late");
+  EXPECT_TRUE(c->node(l).read_states.empty());
+}
+
+TEST(LeaseRead, leadership_transfer_revokes_the_lease_for_the_term) {
+  auto c = lease_cluster();
+  uint64_t l = c->leader();
+  uint64_t other = l == 1 ? 2 : 1;
+  c->isolate(other);
+  ASSERT_TRUE(c->core(l).transfer_leadership(N(other)).is_ok());
+  c->tick(l, 10);  // the transfer times out and is aborted
+  c->stabilize();
+  ASSERT_EQ(c->core(l).role(), Role::kLeader);
+  ASSERT_EQ(c->core(l).lead_transferee(), kNoNode);
+  c->core(l).report_unreachable(N(other));
+  c->heal();
+  // Even with fresh acknowledgements no lease read is served: the TimeoutNow
+  // may still arrive and trigger an election that ignores stickiness.
+  c->tick(l);
+  c->set_drop([](const Message& m) { return m.type == MessageType::kTimeoutNow; });
+  c->stabilize();
+  ASSERT_TRUE(c->core(l).read_index("after-transfer").is_ok());
+  EXPECT_FALSE(of_type(c->drain(l), MessageType::kHeartbeat).empty()) << "must confirm by a round";
+}
+
+TEST(LeaseRead, restarted_node_refuses_votes_for_an_election_timeout) {
+  auto c = lease_cluster();
+  uint64_t f = c->leader() == 3 ? 2 : 3;
+  c->crash(f);
+  c->restart(f);
+  Message v;
+  v.type = MessageType::kVote;
+  v.from = N(c->leader() == 1 ? 2 : 1);
+  v.to = N(f);
+  v.term = c->core(f).term() + 5;
+  v.index = I(100);
+  v.log_term = T(100);
+  ASSERT_TRUE(c->core(f).step(v).is_ok());
+  EXPECT_TRUE(c->drain(f).empty()) << "may have acknowledged a lease before crashing";
+  c->tick(f, 10);
+  ASSERT_TRUE(c->core(f).step(v).is_ok());
+  EXPECT_EQ(of_type(c->drain(f), MessageType::kVoteResponse).size(), 1u);
+}
+
+TEST(LeaseRead, explicit_campaign_is_ignored_while_a_leader_was_heard) {
+  auto c = lease_cluster();
+  uint64_t f = c->leader() == 3 ? 2 : 3;
+  Term before = c->core(f).term();
+  c->core(f).campaign();
+  EXPECT_EQ(c->core(f).role(), Role::kFollower);
+  EXPECT_EQ(c->core(f).term(), before);
+}
+
+TEST(LeaseRead, lease_mode_requires_check_quorum) {
+  Config cfg = test_config(1);
+  cfg.read_only_option = ReadOnlyOption::kLeaseBased;
+  cfg.check_quorum = false;
+  EXPECT_NE(cfg.validate().message().find("check_quorum"), std::string::npos);
+  cfg.check_quorum = true;
+  cfg.lease_clock_drift_ticks = 10;
+  EXPECT_NE(cfg.validate().message().find("lease_clock_drift_ticks"), std::string::npos);
 }
 
 }  // namespace

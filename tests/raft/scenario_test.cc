@@ -44,7 +44,8 @@ TEST(Scenario, partitioned_leader_steps_down_and_its_uncommitted_entries_are_ove
   ASSERT_TRUE(c.core(1).propose("lost").is_ok());
   c.stabilize();
   EXPECT_EQ(c.core(1).log().committed(), I(2)) << "minority side cannot commit";
-  run(c, 60, [&] { return c.core(1).role() != Role::kLeader && c.leader() != 0 && c.leader() != 1; });
+  run(c, 60,
+      [&] { return c.core(1).role() != Role::kLeader && c.leader() != 0 && c.leader() != 1; });
   EXPECT_NE(c.core(1).role(), Role::kLeader) << "check-quorum must depose the minority leader";
   uint64_t l = c.leader();
   ASSERT_TRUE(l >= 3) << l;
@@ -106,12 +107,15 @@ TEST(Scenario, far_behind_follower_is_caught_up_by_snapshot) {
 TEST(Scenario, joint_consensus_grows_three_voters_to_five) {
   Cluster c({1, 2, 3});
   ASSERT_EQ(c.elect(1), 1u);
-  ASSERT_TRUE(c.core(1).propose_conf_change(
-      joint({{ConfChangeType::kAddNode, N(4)}, {ConfChangeType::kAddNode, N(5)}})).is_ok());
+  ASSERT_TRUE(c.core(1)
+                  .propose_conf_change(
+                      joint({{ConfChangeType::kAddNode, N(4)}, {ConfChangeType::kAddNode, N(5)}}))
+                  .is_ok());
   c.stabilize();
   c.add_node(4);
   c.add_node(5);
-  run(c, 20, [&] { return !c.core(1).tracker().config.voters.joint() && c.node(5).history.size() >= 3; });
+  run(c, 20,
+      [&] { return !c.core(1).tracker().config.voters.joint() && c.node(5).history.size() >= 3; });
   for (uint64_t id : c.ids()) {
     ConfState cs = c.core(id).tracker().conf_state();
     EXPECT_EQ(cs.voters.size(), 5u) << id;
@@ -128,8 +132,10 @@ TEST(Scenario, joint_consensus_grows_three_voters_to_five) {
 TEST(Scenario, joint_consensus_shrinks_five_voters_to_three_removing_the_leader) {
   Cluster c({1, 2, 3, 4, 5});
   ASSERT_EQ(c.elect(1), 1u);
-  ASSERT_TRUE(c.core(1).propose_conf_change(
-      joint({{ConfChangeType::kRemoveNode, N(1)}, {ConfChangeType::kRemoveNode, N(2)}})).is_ok());
+  ASSERT_TRUE(c.core(1)
+                  .propose_conf_change(joint(
+                      {{ConfChangeType::kRemoveNode, N(1)}, {ConfChangeType::kRemoveNode, N(2)}}))
+                  .is_ok());
   run(c, 30, [&] {
     uint64_t l = c.leader();
     return l >= 3 && !c.core(l).tracker().config.voters.joint();
@@ -231,7 +237,8 @@ TEST(Scenario, figure_8_older_term_entry_is_not_committed_by_replica_count) {
   c.stabilize();
   ASSERT_EQ(c.core(3).log().term(I(2)), T(1));
   ASSERT_EQ(c.core(1).status().progress.at(N(3)).match, I(2));
-  EXPECT_EQ(c.core(1).log().committed(), I(1)) << "index 2 (term 1) is on a majority but must not commit";
+  EXPECT_EQ(c.core(1).log().committed(), I(1))
+      << "index 2 (term 1) is on a majority but must not commit";
   // (d) S1 crashes; S5 restarts and wins term 4 (its last term 2 beats term 1):
   // it legitimately overwrites index 2 everywhere.
   c.crash(1);
@@ -242,7 +249,8 @@ TEST(Scenario, figure_8_older_term_entry_is_not_committed_by_replica_count) {
   run(c, 10);
   for (uint64_t id : c.ids()) {
     EXPECT_EQ(c.core(id).log().term(I(2)), T(2)) << id;
-    EXPECT_FALSE(contains(c.node(id).history, "a")) << "node " << id << " applied an overwritten entry";
+    EXPECT_FALSE(contains(c.node(id).history, "a"))
+        << "node " << id << " applied an overwritten entry";
   }
 }
 

@@ -79,6 +79,29 @@ TEST(FaultFileSystem, TearLastWriteKeepsAPrefixAndRestoresTheRest) {
   EXPECT_EQ(fs.tear_last_write("/d/f", 1).code(), Code::kFailedPrecondition);
 }
 
+TEST(FaultFileSystem, PartialCrashKeepsAPrefixOfUnsyncedWritesWithTheLastTorn) {
+  FaultFileSystem fs;
+  ASSERT_OK(fs.put_file("/d/f", "base"));
+  Result<std::unique_ptr<File>> f = fs.open("/d/f", OpenMode::kReadWrite);
+  ASSERT_OK((*f)->append("-one"));
+  ASSERT_OK((*f)->append("-two"));
+  ASSERT_OK((*f)->append("-three"));
+  auto g = fs.open("/d/new", OpenMode::kCreateExclusive);
+  ASSERT_TRUE(g.is_ok());
+  // Choices in order: keep 2 of 3 ops of /d/f, keep 2 bytes of the second,
+  // then lose the directory's un-synced entry (/d/new has no data to choose).
+  std::vector<uint64_t> script = {2, 2, 0};
+  size_t next = 0;
+  fs.crash_partial([&](uint64_t n) {
+    uint64_t v = next < script.size() ? script[next++] : 0;
+    EXPECT_LE(v, n);
+    return v;
+  });
+  EXPECT_EQ(*fs.contents("/d/f"), "base-one-t");
+  EXPECT_FALSE(fs.exists("/d/new"));
+  EXPECT_EQ(next, script.size());
+}
+
 TEST(FaultFileSystem, PreallocateZeroFillsAndTruncateShrinks) {
   FaultFileSystem fs;
   ASSERT_OK(fs.create_dir("/d"));

@@ -33,7 +33,8 @@ SnapshotMetadata meta(uint64_t index, uint64_t term) {
 Snapshot snap(uint64_t index, uint64_t term, size_t bytes = 1000) {
   Snapshot s;
   s.metadata = meta(index, term);
-  for (size_t k = 0; k < bytes; ++k) s.data.push_back(static_cast<char>('A' + (k * 7 + index) % 26));
+  for (size_t k = 0; k < bytes; ++k)
+    s.data.push_back(static_cast<char>('A' + (k * 7 + index) % 26));
   return s;
 }
 
@@ -102,9 +103,9 @@ TEST(SnapshotStore, LargeImagesStreamInChunksBothWays) {
 // Atomicity: a crash before finish() returns leaves the previous snapshot as
 // the newest, and the temp file is cleaned up.
 TEST(SnapshotStore, CrashMidWriteLeavesTheOldSnapshot) {
-  for (auto mode : {FaultFileSystem::CrashMode::kDropUnsynced,
-                    FaultFileSystem::CrashMode::kKeepUnsyncedData,
-                    FaultFileSystem::CrashMode::kKeepUnsynced}) {
+  for (auto mode :
+       {FaultFileSystem::CrashMode::kDropUnsynced, FaultFileSystem::CrashMode::kKeepUnsyncedData,
+        FaultFileSystem::CrashMode::kKeepUnsynced}) {
     FaultFileSystem fs;
     auto store = open_store(&fs);
     ASSERT_OK(store->save(snap(10, 1)));
@@ -209,7 +210,8 @@ TEST(SnapshotStore, WriteErrorsAreReportedAndNothingIsPublished) {
 TEST(SnapshotStore, MetadataCodecRejectsMalformedInput) {
   std::string good = encode_snapshot_metadata(meta(3, 4));
   EXPECT_EQ(*decode_snapshot_metadata(good), meta(3, 4));
-  EXPECT_EQ(decode_snapshot_metadata(good.substr(0, good.size() - 1)).status().code(), Code::kCorruption);
+  EXPECT_EQ(decode_snapshot_metadata(good.substr(0, good.size() - 1)).status().code(),
+            Code::kCorruption);
   EXPECT_EQ(decode_snapshot_metadata(good + "x").status().code(), Code::kCorruption);
   std::string huge = good;
   huge[16] = '\xff';

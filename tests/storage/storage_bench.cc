@@ -41,14 +41,15 @@ void BM_RawFdatasync(benchmark::State& state) {
   const std::string block(256, 'r');
   off_t off = 0;
   for (auto _ : state) {
-    if (::pwrite(fd, block.data(), block.size(), off) != static_cast<ssize_t>(block.size())) std::abort();
+    if (::pwrite(fd, block.data(), block.size(), off) != static_cast<ssize_t>(block.size()))
+      std::abort();
     if (::fdatasync(fd) != 0) std::abort();
     off += static_cast<off_t>(block.size());
   }
   ::close(fd);
   state.SetItemsProcessed(state.iterations());
-  state.counters["fdatasync/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                     benchmark::Counter::kIsRate);
+  state.counters["fdatasync/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_RawFdatasync)->Unit(benchmark::kMicrosecond)->UseRealTime();
@@ -86,12 +87,18 @@ void BM_WalAppend(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
-  state.counters["batches/s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                   benchmark::Counter::kIsRate);
+  state.counters["batches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   wal->reset();
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_WalAppend)->Arg(1)->Arg(8)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_WalAppend)
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(64)
+    ->Arg(512)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // The disk's speed drifts when other work shares it, so the batch-1 goal
 // (append rate >= 0.9x the raw fdatasync rate) is also measured interleaved:
@@ -114,7 +121,8 @@ void BM_WalVsRawInterleaved(benchmark::State& state) {
   double raw_s = 0, wal_s = 0;
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
-    if (::pwrite(fd, block.data(), block.size(), off) != static_cast<ssize_t>(block.size())) std::abort();
+    if (::pwrite(fd, block.data(), block.size(), off) != static_cast<ssize_t>(block.size()))
+      std::abort();
     if (::fdatasync(fd) != 0) std::abort();
     off += static_cast<off_t>(block.size());
     auto t1 = std::chrono::steady_clock::now();

@@ -32,13 +32,13 @@ inline std::vector<raft::Entry> make_entries(uint64_t lo, uint64_t hi, uint64_t 
 
 }  // namespace raftkv::storage::testing
 
-#define ASSERT_OK(expr)                                    \
-  do {                                                     \
-    ::raftkv::Status s_ = (expr);                          \
+#define ASSERT_OK(expr)                                         \
+  do {                                                          \
+    ::raftkv::Status s_ = (expr);                               \
     ASSERT_TRUE(s_.is_ok()) << #expr << ": " << s_.to_string(); \
   } while (0)
-#define EXPECT_OK(expr)                                    \
-  do {                                                     \
-    ::raftkv::Status s_ = (expr);                          \
+#define EXPECT_OK(expr)                                         \
+  do {                                                          \
+    ::raftkv::Status s_ = (expr);                               \
     EXPECT_TRUE(s_.is_ok()) << #expr << ": " << s_.to_string(); \
   } while (0)

@@ -1,12 +1,11 @@
 // Kill -9: a real process appends and fdatasyncs batches to a WAL on the real
 // disk and prints each acknowledged index; we SIGKILL it at random moments,
 // restart it, and check that every acknowledged entry is present and intact.
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -84,6 +83,10 @@ TEST(WalKill9, EveryAcknowledgedEntrySurvivesSigkillAtRandomMoments) {
   std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/raftkv-kill9-XXXXXX";
   ASSERT_NE(mkdtemp(templ.data()), nullptr);
   const std::string dir = templ;
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() { std::filesystem::remove_all(path); }
+  } cleanup{dir};  // Also when an assertion below fails.
   std::mt19937 rng(20261204);
   std::uniform_int_distribution<int> run_ms(5, 120);
   auto fs = make_posix_file_system();
@@ -102,7 +105,8 @@ TEST(WalKill9, EveryAcknowledgedEntrySurvivesSigkillAtRandomMoments) {
     ASSERT_LE((*w)->first_index().value(), max_ack + 1) << "compaction passed the acked tail";
     for (uint64_t i = (*w)->first_index().value(); i <= max_ack; ++i) {
       Result<raft::Entry> e = (*w)->read_entry(raft::Index(i));
-      ASSERT_TRUE(e.is_ok()) << "round " << round << " entry " << i << ": " << e.status().to_string();
+      ASSERT_TRUE(e.is_ok()) << "round " << round << " entry " << i << ": "
+                             << e.status().to_string();
       ASSERT_EQ(e->data, payload(i)) << "round " << round << " entry " << i;
     }
     max_ack = (*w)->last_index().value();  // Recovered = durable from now on.
@@ -111,7 +115,6 @@ TEST(WalKill9, EveryAcknowledgedEntrySurvivesSigkillAtRandomMoments) {
               static_cast<unsigned long long>(max_ack));
   EXPECT_GE(kills, 10);
   EXPECT_GT(max_ack, 0u);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

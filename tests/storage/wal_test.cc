@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "storage/fault_file_system.h"
 #include "test_util.h"
 
@@ -317,9 +319,9 @@ TEST(WalRecovery, UnfinishedLastWriteWithAMissingMiddleSectorIsTruncated) {
 // and what is recovered is a prefix of what was written.
 TEST(WalCrash, DroppingUnsyncedWritesNeverLosesAnAcknowledgedRecord) {
   for (int fail_after = 0; fail_after < 12; ++fail_after) {
-    for (auto mode : {FaultFileSystem::CrashMode::kDropUnsynced,
-                      FaultFileSystem::CrashMode::kKeepUnsyncedData,
-                      FaultFileSystem::CrashMode::kKeepUnsynced}) {
+    for (auto mode :
+         {FaultFileSystem::CrashMode::kDropUnsynced, FaultFileSystem::CrashMode::kKeepUnsyncedData,
+          FaultFileSystem::CrashMode::kKeepUnsynced}) {
       FaultFileSystem fs;
       uint64_t acked = 0;
       {
@@ -342,6 +344,37 @@ TEST(WalCrash, DroppingUnsyncedWritesNeverLosesAnAcknowledgedRecord) {
       for (uint64_t i = 1; i <= w->last_index().value(); ++i) {
         ASSERT_EQ(*w->read_entry(Index(i)), make_entry(i, 1, 120));
       }
+    }
+  }
+}
+
+// The simulator's crash: a seeded part of the un-synced writes survives,
+// the last one torn. Acknowledged records always survive, and what is
+// recovered is a valid prefix of what was written.
+TEST(WalCrash, PartialWriteBackCrashesKeepAcknowledgedRecordsAndAPrefix) {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937_64 rng(seed);
+    auto choose = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n)(rng); };
+    FaultFileSystem fs;
+    uint64_t acked = 0, written = 0;
+    {
+      auto w = open_ok(&fs, small_segments(4096));
+      const uint64_t ok_syncs = choose(12);
+      fs.fail_syncs(FaultFileSystem::Failure::kIO, ok_syncs);
+      for (uint64_t b = 0; b < 20; ++b) {
+        written = b * 3 + 3;
+        if (!w->save(nullptr, make_entries(b * 3 + 1, b * 3 + 3, 1, 90)).is_ok()) break;
+        acked = written;
+      }
+    }
+    fs.crash_partial(choose);
+    fs.fail_syncs(FaultFileSystem::Failure::kNone);
+    auto w = open_ok(&fs, small_segments(4096));
+    ASSERT_NE(w, nullptr) << "seed " << seed;
+    ASSERT_GE(w->last_index(), Index(acked)) << "seed " << seed;
+    ASSERT_LE(w->last_index(), Index(written)) << "seed " << seed;
+    for (uint64_t i = 1; i <= w->last_index().value(); ++i) {
+      ASSERT_EQ(*w->read_entry(Index(i)), make_entry(i, 1, 90)) << "seed " << seed;
     }
   }
 }
@@ -458,7 +491,8 @@ TEST(Wal, SegmentRolloverAndReleaseBelowTheSnapshot) {
   auto w = open_ok(&fs, small_segments(4096));
   EXPECT_EQ(w->hard_state(), hs);
   EXPECT_EQ(w->base(), (SnapshotMarker{Index(60), Term(4)}));
-  expect_log(w.get(), 61, 120, [](uint64_t) { return 4; }, 100);
+  expect_log(
+      w.get(), 61, 120, [](uint64_t) { return 4; }, 100);
   // Writing goes on in the last segment and rolls over again.
   ASSERT_OK(w->save(nullptr, make_entries(121, 160, 4, 100)));
   w.reset();
@@ -486,7 +520,8 @@ TEST(WalRecovery, AMissingMiddleSegmentIsCorruption) {
   std::vector<std::string> paths;
   {
     auto w = open_ok(&fs, small_segments(4096));
-    for (uint64_t b = 0; b < 10; ++b) ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
+    for (uint64_t b = 0; b < 10; ++b)
+      ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
     paths = w->segment_paths();
   }
   ASSERT_GE(paths.size(), 3u);
@@ -537,8 +572,8 @@ TEST(WalRecovery, UnsupportedFormatVersionIsRefused) {
 // A crash while cutting a new segment (file synced, directory not) loses the
 // unacknowledged batch only.
 TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
-  for (auto mode : {FaultFileSystem::CrashMode::kDropUnsynced,
-                    FaultFileSystem::CrashMode::kKeepUnsynced}) {
+  for (auto mode :
+       {FaultFileSystem::CrashMode::kDropUnsynced, FaultFileSystem::CrashMode::kKeepUnsynced}) {
     // First learn which save cuts the second segment.
     uint64_t acked = 0;
     {
@@ -554,7 +589,8 @@ TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
     {
       auto w = open_ok(&fresh, small_segments(4096));
       uint64_t b = 0;
-      for (; (b + 1) * 4 < acked; ++b) ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
+      for (; (b + 1) * 4 < acked; ++b)
+        ASSERT_OK(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)));
       ASSERT_EQ(w->segment_paths().size(), 1u);
       fresh.fail_syncs(FaultFileSystem::Failure::kIO, 1);  // File sync ok, dir sync fails.
       EXPECT_FALSE(w->save(nullptr, make_entries(b * 4 + 1, b * 4 + 4, 1, 200)).is_ok());
@@ -564,8 +600,10 @@ TEST(WalCrash, CrashDuringSegmentCutKeepsTheAcknowledgedLog) {
     fresh.fail_syncs(FaultFileSystem::Failure::kNone);
     auto w = open_ok(&fresh, small_segments(4096));
     ASSERT_NE(w, nullptr);
-    EXPECT_EQ(w->last_index(), Index(mode == FaultFileSystem::CrashMode::kDropUnsynced ? acked : acked + 4));
-    ASSERT_OK(w->save(nullptr, make_entries(w->last_index().value() + 1, w->last_index().value() + 1, 1)));
+    EXPECT_EQ(w->last_index(),
+              Index(mode == FaultFileSystem::CrashMode::kDropUnsynced ? acked : acked + 4));
+    ASSERT_OK(w->save(nullptr,
+                      make_entries(w->last_index().value() + 1, w->last_index().value() + 1, 1)));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "storage/fault_file_system.h"
+#include "storage/snapshot_store.h"
 #include "storage/wal.h"
 
 using namespace raftkv;
@@ -78,6 +79,20 @@ int main(int argc, char** argv) {
     input.push_back(static_cast<char>(split & 0xff));
     input.push_back(static_cast<char>(split >> 8));
     write(out, "two-segments", input + s0 + s1);
+  }
+  {
+    // A small valid snapshot file, for the snapshot reader half of the target.
+    FaultFileSystem fs;
+    SnapshotStoreOptions so;
+    so.chunk_bytes = 64;
+    auto store = SnapshotStore::open(&fs, "/s", so).value();
+    raft::Snapshot snap;
+    snap.metadata.index = raft::Index(1);
+    snap.metadata.term = raft::Term(1);
+    snap.metadata.conf_state.voters = {raft::NodeId(1), raft::NodeId(2), raft::NodeId(3)};
+    snap.data = std::string(150, 's');
+    if (!must(store->save(snap))) return 2;
+    write(out, "snapshot-file", std::string(1, '\0') + *fs.contents((*store->list())[0]));
   }
   return 0;
 }

@@ -34,10 +34,18 @@ void decode_all_records(std::string_view buf) {
     std::string why;
     if (decode_record(buf, off, &r, &why) != DecodeOutcome::kRecord) return;
     switch (r.type) {
-      case RecordType::kEntry: (void)decode_entry(r.payload); break;
-      case RecordType::kHardState: (void)decode_hard_state(r.payload); break;
-      case RecordType::kSnapshotMarker: (void)decode_marker(r.payload); break;
-      case RecordType::kSegmentHeader: (void)decode_segment_header(r.payload); break;
+      case RecordType::kEntry:
+        (void)decode_entry(r.payload);
+        break;
+      case RecordType::kHardState:
+        (void)decode_hard_state(r.payload);
+        break;
+      case RecordType::kSnapshotMarker:
+        (void)decode_marker(r.payload);
+        break;
+      case RecordType::kSegmentHeader:
+        (void)decode_segment_header(r.payload);
+        break;
     }
     off += r.size_bytes;
   }
@@ -111,7 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   require(last_term.is_ok(), "the last index has no term");
   e.term = *last_term;
   e.data = "after recovery";
-  require((*again)->save(nullptr, std::span<const raft::Entry>(&e, 1)).is_ok(), "append after recovery failed");
+  require((*again)->save(nullptr, std::span<const raft::Entry>(&e, 1)).is_ok(),
+          "append after recovery failed");
   again->reset();
   fs.crash();
   Result<std::unique_ptr<Wal>> third = Wal::open(&fs, dir, options);
