@@ -620,6 +620,16 @@ void Simulation::handle_ready(Node& n) {
   if (rd.soft_state && rd.soft_state->role == Role::kLeader) {
     trace("n" + std::to_string(n.id.value()) + " leader of term " +
           std::to_string(n.core->term().value()));
+    // Leader completeness (§3.6.3): a new leader holds every committed entry.
+    for (uint64_t i = 2; i <= committed_.size(); ++i) {
+      if (!n.core->log().match_term(Index(i), committed_[i - 1].term)) {
+        fail("leader completeness",
+             "node " + std::to_string(n.id.value()) + " became leader of term " +
+                 std::to_string(n.core->term().value()) + " without committed entry " +
+                 std::to_string(i) + " (term " + std::to_string(committed_[i - 1].term.value()) + ")");
+        return;
+      }
+    }
   }
   // 1. Messages that may leave before persisting.
   for (const Message& m : rd.messages) send(n, m);
