@@ -81,6 +81,8 @@ constexpr uint64_t kLivenessBoundUs = 20 * kSec;   // after healing: a leader an
 constexpr uint64_t kConvergeBoundUs = 20 * kSec;   // then every member applied everything
 constexpr uint64_t kMaxEventsPerRun = 20'000'000;  // a bound on the main loop
 constexpr int kMaxReadyRoundsPerEvent = 1000;
+// Client timeout events carry (retry flag << 63) | (attempt << 48) | op id.
+constexpr int kAttemptShift = 48;
 
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
   for (unsigned char c : s) {
@@ -148,6 +150,7 @@ enum class EvKind : uint8_t {
   kDeliver,
   kClientNext,
   kClientTimeout,
+  kClientArrive,
   kFault,
   kHeal,
   kFlap,
@@ -222,6 +225,7 @@ class Simulation {
   // --- clients
   void client_next(ClientState& c);
   void client_attempt(ClientState& c);
+  void client_send(ClientState& c, Node* target);
   void client_complete(int client, Value read, bool ok);
   void client_fail_attempt(ClientState& c);
   void client_timeout(ClientState& c, uint64_t op_id);
@@ -510,6 +514,15 @@ void Simulation::handle(const Event& e) {
     case EvKind::kClientTimeout:
       client_timeout(clients_[static_cast<size_t>(e.a)], e.b);
       return;
+    case EvKind::kClientArrive: {
+      // A request that waited in the socket of a paused node reaches it now.
+      ClientState& c = clients_[static_cast<size_t>(e.a)];
+      if (!c.op || history_[*c.op].id != e.b) return;
+      Node* n = node(c.node);
+      if (n == nullptr || !n->alive || n->paused_until_us > now_us_) return;
+      client_send(c, n);
+      return;
+    }
     case EvKind::kFault:
       if (phase_ != Phase::kFaults) return;
       inject_fault();
@@ -1058,12 +1071,23 @@ void Simulation::client_attempt(ClientState& c) {
     client_fail_attempt(c);
     return;
   }
+  // The timeout belongs to this attempt (a refused attempt's retry supersedes it).
+  schedule(client_timeout_us_, EvKind::kClientTimeout, c.index,
+           op_id | (static_cast<uint64_t>(c.attempts) << kAttemptShift));
   if (target->paused_until_us > now_us_) {
-    // The request sits in the socket of a paused process: its fate is
-    // unknown to the client, which times out.
-    schedule(client_timeout_us_, EvKind::kClientTimeout, c.index, op_id);
+    // The request waits in the socket of the paused process, and reaches it
+    // when it resumes, among the messages held meanwhile (a GC pause: the
+    // node has not noticed that time passed).
+    schedule(target->paused_until_us - now_us_ + rng_.below(1000), EvKind::kClientArrive, c.index,
+             op_id);
     return;
   }
+  client_send(c, target);
+}
+
+void Simulation::client_send(ClientState& c, Node* target) {
+  Op& op = history_[*c.op];
+  const uint64_t op_id = op.id;
   if (op.kind == OpKind::kGet && c.serializable) {
     const Value v = target->machine->get(op.key);
     serial_reads_.push_back(SerialRead{op_id, op.key, v, target->machine->applied_index()});
@@ -1114,7 +1138,6 @@ void Simulation::client_attempt(ClientState& c) {
     }
     target->pending_writes[op_id] = c.index;
   }
-  schedule(client_timeout_us_, EvKind::kClientTimeout, c.index, op_id);
 }
 
 void Simulation::client_fail_attempt(ClientState& c) {
@@ -1134,12 +1157,14 @@ void Simulation::client_fail_attempt(ClientState& c) {
 
 void Simulation::client_timeout(ClientState& c, uint64_t tagged_id) {
   const bool retry = (tagged_id >> 63) != 0;
-  const uint64_t op_id = tagged_id & ~(1ull << 63);
+  const uint64_t op_id = tagged_id & ((1ull << kAttemptShift) - 1);
+  const uint64_t attempt = (tagged_id & ~(1ull << 63)) >> kAttemptShift;
   if (!c.op || history_[*c.op].id != op_id) return;  // already completed
   if (retry) {
     client_attempt(c);
     return;
   }
+  if (attempt != static_cast<uint64_t>(c.attempts)) return;  // an earlier, refused attempt
   Op& op = history_[*c.op];
   op.indeterminate = true;
   ++result_.stats.ops_indeterminate;

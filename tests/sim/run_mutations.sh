@@ -26,7 +26,7 @@ for m in 1 2 3; do
     echo "mutation $m: caught at seed $first: $prop"
   elif [ -n "$aborted" ]; then
     echo "mutation $m: caught at seed $aborted: an invariant check of the code under test aborted"
-    printf '%s\n' "$out" | grep -m1 "invariant violated" | sed 's/^/  /'
+    printf "%s\n" "$out" | grep -m1 -E "invariant violated|what\(\)" | sed "s/^/  /"
   else
     echo "mutation $m: NOT caught in $SEEDS seeds"
     status=1
