@@ -16,7 +16,7 @@
 #include <filesystem>
 
 #include "base/check.h"
-#include "kv/crc32c.h"
+#include "storage/crc32c.h"
 #include "kv/keys.h"
 #include "kv/store.h"
 
@@ -50,7 +50,7 @@ std::string frame(uint8_t kind, std::string_view payload) {
   put_le32(&body, static_cast<uint32_t>(payload.size()));
   body.append(payload);
   c.append(body);
-  put_le32(&c, crc32c(body));
+  put_le32(&c, storage::crc32c(body));
   return c;
 }
 
@@ -64,7 +64,7 @@ Status unframe(std::string_view chunk, uint8_t* kind, std::string_view* payload)
     return Status::corruption("snapshot chunk: length mismatch");
   }
   const std::string_view body = chunk.substr(4, 5 + len);
-  if (crc32c(body) != static_cast<uint32_t>(get_le(chunk, 9 + len, 4))) {
+  if (storage::crc32c(body) != static_cast<uint32_t>(get_le(chunk, 9 + len, 4))) {
     return Status::corruption("snapshot chunk: checksum mismatch");
   }
   *kind = static_cast<uint8_t>(chunk[4]);

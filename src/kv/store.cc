@@ -11,7 +11,7 @@
 #include <filesystem>
 
 #include "base/check.h"
-#include "kv/crc32c.h"
+#include "storage/crc32c.h"
 #include "kv/errors.h"
 #include "kv/keys.h"
 
@@ -698,8 +698,8 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
     std::vector<rocksdb::Status> sts = db_->MultiGet(ro, slices, &values);
     for (size_t i = 0; i < n; ++i) {
       if (!sts[i].ok()) return io(sts[i], "hash read");
-      h = crc32c_extend(h, rkeys[i]);
-      h = crc32c_extend(h, values[i]);
+      h = storage::crc32c_extend(h, rkeys[i].data(), rkeys[i].size());
+      h = storage::crc32c_extend(h, values[i].data(), values[i].size());
     }
   }
   etcdserverpb::HashKVResponse resp;

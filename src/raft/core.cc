@@ -335,7 +335,7 @@ void Core::start_campaign(CampaignType t) {
 
 void Core::poll(NodeId from, bool granted) {
   tracker_.record_vote(from, granted);
-  switch (tracker_.tally(nullptr, nullptr)) {
+  switch (tracker_.tally()) {
     case quorum::VoteResult::kWon:
       if (role_ == Role::kPreCandidate) {
         start_campaign(CampaignType::kElection);

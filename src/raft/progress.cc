@@ -160,16 +160,8 @@ void ProgressTracker::record_vote(NodeId id, bool granted) {
   votes_.emplace(id, granted);
 }
 
-quorum::VoteResult ProgressTracker::tally(size_t* granted, size_t* rejected) const {
-  size_t g = 0, r = 0;
-  for (const auto& [id, pr] : progress) {
-    if (pr.is_learner) continue;
-    auto it = votes_.find(id);
-    if (it == votes_.end()) continue;
-    (it->second ? g : r)++;
-  }
-  if (granted) *granted = g;
-  if (rejected) *rejected = r;
+quorum::VoteResult ProgressTracker::tally() const {
+  // Only voters' answers count; the joint config ignores every other id.
   return config.voters.vote_result(votes_);
 }
 

@@ -106,7 +106,8 @@ class ProgressTracker {
 
   void reset_votes() { votes_.clear(); }
   void record_vote(NodeId id, bool granted);
-  quorum::VoteResult tally(size_t* granted, size_t* rejected) const;
+  /// Outcome of the current election from the votes recorded so far.
+  quorum::VoteResult tally() const;
 
   /// Every member id (voters, learners), sorted.
   std::vector<NodeId> member_ids() const;

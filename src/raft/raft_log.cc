@@ -1,7 +1,6 @@
 #include "raft/raft_log.h"
 
 #include <algorithm>
-#include <limits>
 
 #include "base/check.h"
 
@@ -14,7 +13,6 @@ void check_storage(const Status& s) {
   if (s.is_ok() || s.code() == Code::kOutOfRange || s.code() == Code::kUnavailable) return;
   RAFTKV_CHECK_MSG(false, s.to_string().c_str());
 }
-constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 }  // namespace
 
 // ---------------------------------------------------------------------------

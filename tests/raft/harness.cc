@@ -165,7 +165,6 @@ void Cluster::stabilize() {
 }
 
 std::vector<Message> Cluster::drain(uint64_t id) {
-  std::vector<Message> keep;
   std::vector<Message> before = std::move(net_);
   net_.clear();
   while (process_ready(id)) {

@@ -126,7 +126,8 @@ class Cluster {
   bool record_payloads_ = true;
 };
 
-/// Builds a single Core over `storage` with voters `voters` in its storage.
+/// The Config every test node starts from: election 10 ticks, heartbeat 1
+/// tick, pre-vote and check-quorum on, a fixed seed.
 Config test_config(uint64_t id);
 
 }  // namespace raftkv::raft::testing

@@ -1128,6 +1128,15 @@ TEST(ConfigValidation, messages_name_the_field_to_change) {
   EXPECT_FALSE(Core::create(cfg, &st).is_ok());
   cfg.applied = I(0);
   EXPECT_TRUE(Core::create(cfg, &st).is_ok());
+  // Recovered state that contradicts itself is refused, not trusted.
+  MemoryLogStorage bad(ConfState{{N(1)}});
+  bad.set_hard_state(HardState{T(1), kNoNode, I(7)});  // commit beyond an empty log
+  EXPECT_EQ(Core::create(cfg, &bad).status().code(), Code::kCorruption);
+  ConfState overlapping;
+  overlapping.voters = {N(1)};
+  overlapping.learners = {N(1)};
+  MemoryLogStorage bad_conf(overlapping);
+  EXPECT_EQ(Core::create(cfg, &bad_conf).status().code(), Code::kInvalidArgument);
 }
 
 TEST(StatusView, reports_role_commit_and_follower_progress) {
