@@ -157,6 +157,7 @@ enum class EvKind : uint8_t {
   kRestart,
   kAdmin,
   kStopRemoved,
+  kCrashIncarnation,
   kEndFaults,
   kLivenessCheck,
 };
@@ -547,6 +548,13 @@ void Simulation::handle(const Event& e) {
       admin_step();
       schedule(rng_.range(200 * kMs, 1500 * kMs), EvKind::kAdmin);
       return;
+    case EvKind::kCrashIncarnation: {
+      Node* n = node(NodeId(static_cast<uint64_t>(e.a)));
+      if (phase_ == Phase::kFaults && n != nullptr && n->alive && n->incarnation == e.b) {
+        crash(*n, "crash of a fresh leader");
+      }
+      return;
+    }
     case EvKind::kStopRemoved: {
       Node* n = node(NodeId(static_cast<uint64_t>(e.a)));
       if (n == nullptr) return;
@@ -642,6 +650,12 @@ void Simulation::handle_ready(Node& n) {
                  std::to_string(i) + " (term " + std::to_string(committed_[i - 1].term.value()) + ")");
         return;
       }
+    }
+    // A leader that dies within moments of its election, while it is still
+    // catching followers up (Figure 8 of the Raft paper needs exactly this).
+    if ((faults_ & kFaultCrash) != 0 && phase_ == Phase::kFaults && rng_.chance(0.15)) {
+      schedule(rng_.range(1 * kMs, 60 * kMs), EvKind::kCrashIncarnation,
+               static_cast<int>(n.id.value()), n.incarnation);
     }
   }
   // 1. Messages that may leave before persisting.
