@@ -301,6 +301,7 @@ class Simulation {
     uint64_t data_hash;
   };
   std::vector<CommittedEntry> committed_;  // committed_[i-1] is entry i
+  std::vector<Term> commit_term_{Term(1)};  // [i-1]: term of the leader that first committed i
   std::vector<uint64_t> outcome_digest_;   // [i-1]: digest of what applying entry i produced; 0 = none yet
   std::map<std::string, Value> ref_state_;  // reference register per key, at committed_.size()
   std::map<std::string, std::vector<std::pair<uint64_t, Value>>> key_history_;  // (index, value)
@@ -641,8 +642,12 @@ void Simulation::handle_ready(Node& n) {
   if (rd.soft_state && rd.soft_state->role == Role::kLeader) {
     trace("n" + std::to_string(n.id.value()) + " leader of term " +
           std::to_string(n.core->term().value()));
-    // Leader completeness (§3.6.3): a new leader holds every committed entry.
-    for (uint64_t i = 2; i <= committed_.size(); ++i) {
+    // Leader completeness (§3.6.3): a leader of term T holds every entry
+    // that a leader of an earlier term committed. (A leader of a lower term
+    // elected late, by delayed votes, may lack entries committed since.)
+    const Term t = n.core->term();
+    for (uint64_t i = 2; i <= committed_.size() && i <= commit_term_.size(); ++i) {
+      if (commit_term_[i - 1] >= t) continue;
       if (!n.core->log().match_term(Index(i), committed_[i - 1].term)) {
         fail("leader completeness",
              "node " + std::to_string(n.id.value()) + " became leader of term " +
@@ -656,6 +661,12 @@ void Simulation::handle_ready(Node& n) {
     if ((faults_ & kFaultCrash) != 0 && phase_ == Phase::kFaults && rng_.chance(0.15)) {
       schedule(rng_.range(1 * kMs, 60 * kMs), EvKind::kCrashIncarnation,
                static_cast<int>(n.id.value()), n.incarnation);
+    }
+  }
+  // Record in which term each index was first committed (by its leader).
+  if (rd.hard_state && n.core->role() == Role::kLeader) {
+    for (uint64_t i = commit_term_.size() + 1; i <= rd.hard_state->commit.value(); ++i) {
+      commit_term_.push_back(n.core->term());
     }
   }
   // 1. Messages that may leave before persisting.
@@ -976,6 +987,9 @@ void Simulation::inject_fault() {
     trace(std::string("disk of n") + std::to_string(victim->id.value()) +
           (no_space ? " fills up (ENOSPC)" : " fails fsync (EIO)"));
   } else if (kind == 3) {
+    // Pausing the leader is what breaks lease-like assumptions: favour it.
+    Node* l = leader();
+    if (l != nullptr && rng_.chance(0.6)) victim = l;
     victim->paused_until_us = now_us_ + rng_.range(50 * kMs, 2 * kSec);
     trace("pause n" + std::to_string(victim->id.value()) + " until " +
           std::to_string(victim->paused_until_us));
