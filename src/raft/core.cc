@@ -893,6 +893,15 @@ void Core::bcast_heartbeat(const std::string& ctx) {
 }
 
 bool Core::maybe_commit() {
+#if defined(RAFTKV_SIM_MUTATION) && RAFTKV_SIM_MUTATION == 1
+  // Simulator self-test only (src/sim/CMakeLists.txt; never built by default):
+  // the §3.6.2 bug — commit an earlier term's entry by counting its replicas.
+  if (tracker_.committed() > log_.committed()) {
+    log_.commit_to(tracker_.committed());
+    return true;
+  }
+  return false;
+#endif
   // §3.6.2: count replicas only for an entry of the current term; earlier
   // entries commit indirectly with it.
   return log_.maybe_commit(tracker_.committed(), term_);
@@ -1020,6 +1029,12 @@ Status Core::leader_read_index(NodeId from, const std::string& ctx) {
 }
 
 Status Core::start_read(NodeId from, const std::string& ctx) {
+#if defined(RAFTKV_SIM_MUTATION) && RAFTKV_SIM_MUTATION == 3
+  // Simulator self-test only (src/sim/CMakeLists.txt; never built by default):
+  // serve the read at the commit index without confirming leadership.
+  respond_read(ReadOnly::Request{log_.committed(), from, ctx});
+  return Status::ok();
+#endif
   if (tracker_.is_singleton() && tracker_.is_voter(id_)) {
     respond_read(ReadOnly::Request{log_.committed(), from, ctx});
     return Status::ok();

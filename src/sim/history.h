@@ -1,0 +1,43 @@
+// The client history of one simulated run, and what the checker needs to
+// judge it. Plain values, no dependency on the code under test, so the
+// checker stays independent of what it checks (TigerBeetle's rule).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace raftkv::sim {
+
+/// A key's value; std::nullopt = the key does not exist.
+using Value = std::optional<std::string>;
+
+enum class OpKind : uint8_t {
+  kPut,     ///< put(key, value) -> ok
+  kGet,     ///< linearizable get(key) -> value
+  kDelete,  ///< delete(key) -> whether a key was deleted
+  kCas,     ///< if value(key) == expected then put(key, value); -> succeeded
+};
+
+/// One client operation as the client saw it. Times are simulated
+/// microseconds. An indeterminate operation timed out (or its node crashed):
+/// it may or may not have taken effect, at any time after its invocation.
+struct Op {
+  uint64_t id = 0;
+  int client = 0;
+  OpKind kind = OpKind::kPut;
+  std::string key;
+  std::string value;  ///< kPut / kCas: the value written.
+  Value expected;     ///< kCas: the value compared against.
+  uint64_t invoke_us = 0;
+  uint64_t complete_us = 0;  ///< Meaningless when indeterminate.
+  bool indeterminate = false;
+  // Results (when not indeterminate).
+  Value read;          ///< kGet.
+  bool ok = false;     ///< kCas: succeeded; kDelete: a key was deleted.
+};
+
+std::string describe(const Op& op);
+
+}  // namespace raftkv::sim

@@ -1,0 +1,68 @@
+// The replicated state machine as the simulator drives it: the real kv::Store
+// (RocksDB in a temporary directory), or a small in-memory reference machine
+// with the same request semantics for the seeds that do not pay for RocksDB
+// (docs/simulator.md, "State machines").
+//
+// Both keep a durable and a volatile part the same way the real store does
+// without its own WAL: apply() changes only the volatile part, flush() makes
+// it durable, and a crash (destroying the machine with crash()) keeps only
+// what was flushed; the node then replays the Raft log after applied_index().
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "raft/types.h"
+#include "raftkv/internal.pb.h"
+#include "sim/history.h"
+
+namespace raftkv::sim {
+
+/// What applying one request produced, as the simulator needs it.
+struct MachineOutcome {
+  raft::Index index;
+  uint64_t request_id = 0;  ///< InternalRequest.header.id
+  uint64_t member_id = 0;   ///< InternalRequest.header.member_id
+  bool ok = false;          ///< kCas: succeeded; kDelete: a key was deleted; kPut: true.
+  uint64_t digest = 0;      ///< Digest of the full response (equal on every node).
+};
+
+struct MachineEntry {
+  raft::Index index;
+  const raftkvpb::InternalRequest* request = nullptr;  ///< null: advances the index only
+};
+
+class Machine {
+ public:
+  virtual ~Machine() = default;
+  /// Last index applied (what survives a crash: the last flushed one).
+  virtual raft::Index applied_index() const = 0;
+  /// REQUIRES: indexes ascending and > applied_index(). Aborts on I/O errors
+  /// (the simulated node has no other disk to fall back to).
+  virtual std::vector<MachineOutcome> apply(const std::vector<MachineEntry>& batch) = 0;
+  /// The current value of `key`.
+  virtual Value get(const std::string& key) const = 0;
+  /// Makes everything applied durable.
+  virtual void flush() = 0;
+  /// Power loss: drops what was not flushed. The machine is unusable afterwards.
+  virtual void crash() = 0;
+  /// Digest of the whole state (kv: etcd's HashKV).
+  virtual uint64_t state_hash() const = 0;
+};
+
+/// Durable part of the reference machine: outlives every incarnation of a node.
+struct ReferenceDisk {
+  std::map<std::string, std::string> kv;
+  raft::Index applied;
+};
+
+/// The real kv::Store in `dir` (opened, or created, now).
+std::unique_ptr<Machine> open_kv_machine(const std::string& dir);
+/// The in-memory register-per-key machine over `disk`.
+std::unique_ptr<Machine> open_reference_machine(ReferenceDisk* disk);
+
+}  // namespace raftkv::sim
