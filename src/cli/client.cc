@@ -18,14 +18,17 @@ bool starts_with(std::string_view s, std::string_view p) {
   return s.substr(0, p.size()) == p;
 }
 
-/// etcd's errors that mean "this member cannot serve right now, another may". A server-side
-/// timeout joins them only for requests that are safe to repeat (reads): a timed-out write
-/// may still be applied, so repeating it could apply it twice.
+/// etcd's errors that mean "this member cannot serve right now, another may". "No leader"
+/// and "not leader" are answered before anything is proposed, so any request may move on.
+/// "Leader changed" and a server-side timeout come after the request may have been proposed:
+/// a write that got them may still be applied, so only reads (safe to repeat) move on —
+/// repeating a write could apply it twice (an INCR counting twice).
 bool is_not_leader_class(const grpc::Status& s, bool idempotent) {
   const std::string& m = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return m == "etcdserver: no leader" || m == "etcdserver: leader changed" ||
-           m == "etcdserver: not leader" || (idempotent && m == "etcdserver: request timed out");
+    return m == "etcdserver: no leader" || m == "etcdserver: not leader" ||
+           (idempotent &&
+            (m == "etcdserver: leader changed" || m == "etcdserver: request timed out"));
   }
   return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && m == "etcdserver: not leader";
 }

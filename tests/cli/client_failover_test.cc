@@ -46,6 +46,7 @@ class FakeMember final : public pb::KV::Service {
 
 const grpc::Status kNoLeader(grpc::StatusCode::UNAVAILABLE, "etcdserver: no leader");
 const grpc::Status kTimedOut(grpc::StatusCode::UNAVAILABLE, "etcdserver: request timed out");
+const grpc::Status kLeaderChanged(grpc::StatusCode::UNAVAILABLE, "etcdserver: leader changed");
 const grpc::Status kCompacted(grpc::StatusCode::OUT_OF_RANGE,
                               "etcdserver: mvcc: required revision has been compacted");
 
@@ -96,6 +97,20 @@ TEST(ClientFailover, ServerTimeoutIsRetriedForReadsButNotForWrites) {
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
   EXPECT_EQ(r.status().message(),
             "Put: etcdserver: request timed out (the cluster may have lost quorum; retry)");
+  EXPECT_EQ(good.calls(), 1) << "only the read reached the second member";
+}
+
+// "Leader changed" arrives after the request may have been proposed: an INCR retried on
+// another member after it could count twice, so writes report it and reads move on.
+TEST(ClientFailover, LeaderChangedIsRetriedForReadsButNotForWrites) {
+  FakeMember changed(kLeaderChanged);
+  FakeMember good(grpc::Status::OK);
+  auto reads = client_for({changed.endpoint(), good.endpoint()});
+  EXPECT_TRUE(reads->range(pb::RangeRequest()).is_ok());
+  auto writes = client_for({changed.endpoint(), good.endpoint()});
+  auto r = writes->put(pb::PutRequest());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
   EXPECT_EQ(good.calls(), 1) << "only the read reached the second member";
 }
 
