@@ -35,13 +35,14 @@ def statuses(nodes):
 
 def leader_of(nodes):
     """The node every answering member names as leader, or None."""
-    ids = {s["leader"] for s in statuses(nodes).values() if s is not None}
+    # etcdctl's JSON leaves out zero fields: a member with no leader has no "leader".
+    ids = {s.get("leader", 0) for s in statuses(nodes).values() if s is not None}
     if len(ids) != 1 or 0 in ids:
         return None
     (lead,) = ids
     for n in nodes:
         s = statuses([n])[n.name]
-        if s is not None and s["header"]["member_id"] == lead:
+        if s is not None and s.get("header", {}).get("member_id") == lead:
             return n
     return None
 
