@@ -201,7 +201,27 @@ class Cluster:
         for n in self.nodes:
             wait_for_port(n.client_port, timeout_s, n.proc)
         self.wait_healthy(timeout_s)
+        self.wait_published(timeout_s)
         return self
+
+    def wait_published(self, timeout_s: float = 30.0) -> None:
+        """Waits until the member list names every member's client URL. A member
+        publishes its client URLs through the log once it has a leader (etcd and
+        raftkv alike), so right after start another member may not know them yet;
+        tests that read the member list (STATUS, failover) need them."""
+        deadline = time.monotonic() + timeout_s
+        want = {n.name for n in self.nodes}
+        while True:
+            r = etcdctl([self.endpoints], "-w", "json", "member", "list", timeout_s=5)
+            try:
+                members = json.loads(r.stdout).get("members", []) if r.returncode == 0 else []
+            except ValueError:
+                members = []
+            if {m.get("name") for m in members if m.get("clientURLs")} >= want:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"members did not publish client URLs: {r.stdout or r.stderr}")
+            time.sleep(0.1)
 
     def wait_healthy(self, timeout_s: float = 30.0, nodes: Iterable[Node] | None = None) -> None:
         """Waits until every given (default: running) node answers a linearizable read."""
