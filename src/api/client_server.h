@@ -2,13 +2,13 @@
 // --listen-client-urls, mapped onto a server::Node (DESIGN.md "src/api/").
 //
 // Registered (gRPC callback API; handlers never block — they validate, then
-// propose or read, and finish from the node's callback):
-//   etcdserverpb.KV           Range, Put, DeleteRange, Txn, Compact
-//   etcdserverpb.Maintenance  Status
-//   etcdserverpb.Cluster      MemberList
+// propose or read, and finish from the node's callback), one file each:
+//   etcdserverpb.KV           kv_service.cc
+//   etcdserverpb.Maintenance  maintenance_service.cc
+//   etcdserverpb.Cluster      cluster_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
-// Every other method of those services, and every other etcd service,
-// answers UNIMPLEMENTED (gRPC's default).
+// A method a service does not implement answers UNIMPLEMENTED (gRPC's
+// default). service_util.h holds what the services share.
 //
 // Errors carry etcd's gRPC code and exact message (to_grpc_status is the one
 // place raftkv::Code maps onto grpc::StatusCode). Every response header holds
