@@ -5,6 +5,9 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include "api/grpc_metrics.h"
+#include "api/http_endpoints.h"
+#include "api/http_server.h"
 #include "api/service_util.h"
 #include "transport/transport.h"
 
@@ -61,12 +64,24 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
-  std::vector<int> ports(cfg.listen_client_urls.size(), 0);
+  std::vector<int> ports(cfg.listen_client_urls.size(), -1);  // -1: not on gRPC's listener
+  std::vector<HttpListenerSpec> http_specs;
+  for (const std::string& url : cfg.listen_metrics_urls) http_specs.push_back({url, false});
   for (size_t i = 0; i < cfg.listen_client_urls.size(); ++i) {
+    if (cfg.listen_client_urls[i].rfind("http://", 0) == 0) {
+      http_specs.push_back({cfg.listen_client_urls[i], true});
+      continue;
+    }
     Result<std::string> target = transport::grpc_target_from_url(cfg.listen_client_urls[i]);
     if (!target) return target.status();
     b.AddListeningPort(*target, grpc::InsecureServerCredentials(), &ports[i]);
   }
+  register_process_metrics();
+  Result<std::unique_ptr<HttpServer>> http =
+      HttpServer::listen(http_specs, make_operational_endpoints(node));
+  if (!http) return http.status();
+  b.experimental().SetInterceptorCreators(
+      make_grpc_metrics_interceptors(cfg.metrics == "extensive"));
   b.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_request_bytes) + kGrpcOverheadBytes);
   b.SetMaxSendMessageSize(INT32_MAX);
   for (const auto& service : s->services_->all) b.RegisterService(service.get());
@@ -75,6 +90,8 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
     return Status::unavailable("cannot listen for clients on " + cfg.listen_client_urls[0] +
                                " (address in use?)");
   }
+  s->http_ = std::move(*http);
+  s->http_->start(s->server_.get());
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   node->set_leader_listener([health](bool has_leader) {
     if (health != nullptr) health->SetServingStatus(has_leader);
@@ -85,6 +102,8 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
 ClientServer::~ClientServer() { shutdown(0); }
 
 void ClientServer::shutdown(int grace_ms) {
+  if (http_) http_->stop();  // before gRPC: it hands connections to the server
+  http_.reset();
   if (!server_) return;
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
   server_->Wait();

@@ -7,6 +7,10 @@
 //   etcdserverpb.Maintenance  maintenance_service.cc
 //   etcdserverpb.Cluster      cluster_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
+// Plain http:// client URLs are accepted by an HttpServer (http_server.h),
+// which serves etcd's /health, /metrics, ... there (http_endpoints.h) and
+// hands gRPC connections to this server; other URLs use gRPC's own listener.
+// Every call is counted (grpc_metrics.h).
 // A method a service does not implement answers UNIMPLEMENTED (gRPC's
 // default). service_util.h holds what the services share.
 //
@@ -24,6 +28,8 @@
 #include "server/node.h"
 
 namespace raftkv::api {
+
+class HttpServer;
 
 /// The gRPC status a client gets for `st` (code mapped, message unchanged).
 grpc::Status to_grpc_status(const Status& st);
@@ -47,6 +53,7 @@ class ClientServer {
   struct Services;
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpServer> http_;  ///< http:// client URLs and --listen-metrics-urls.
 };
 
 }  // namespace raftkv::api

@@ -185,6 +185,13 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   RAFTKV_RETURN_IF_ERROR(
       check_url_list("--initial-advertise-peer-urls", c.initial_advertise_peer_urls, false));
   RAFTKV_RETURN_IF_ERROR(check_url_list("--advertise-client-urls", c.advertise_client_urls, false));
+  if (!c.listen_metrics_urls.empty()) {
+    RAFTKV_RETURN_IF_ERROR(check_url_list("--listen-metrics-urls", c.listen_metrics_urls, true));
+  }
+  if (c.metrics != "basic" && c.metrics != "extensive") {
+    return Status::invalid_argument("--metrics \"" + c.metrics +
+                                    "\" is not one of basic, extensive");
+  }
   if (listen_client_explicit && !advertise_client_explicit) {
     return Status::invalid_argument(
         "--advertise-client-urls is required when --listen-client-urls is set explicitly");
@@ -300,6 +307,7 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   std::string advertise_client = join(c.advertise_client_urls, ",");
   std::string listen_peer = join(c.listen_peer_urls, ",");
   std::string advertise_peer = join(c.initial_advertise_peer_urls, ",");
+  std::string listen_metrics;
   std::string cluster_state = "new";
   std::string log_level = "info";
 
@@ -342,6 +350,11 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   opt("max-request-bytes", c.max_request_bytes,
       "Maximum client request size in bytes the server will accept.");
   opt("max-txn-ops", c.max_txn_ops, "Maximum number of operations permitted in a transaction.");
+  opt("listen-metrics-urls", listen_metrics,
+      "List of URLs to listen on for the metrics and health endpoints.");
+  opt("metrics", c.metrics,
+      "Set level of detail for exported metrics, specify 'extensive' to include server side "
+      "grpc histogram metrics.");
   opt("log-level", log_level,
       "Configures log level. Only supports debug, info, warn, error, panic, or fatal.");
   app.add_option("--pre-vote", c.pre_vote, "Enable to run an additional Raft election phase.")
@@ -368,6 +381,7 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   c.advertise_client_urls = split_urls(advertise_client);
   c.listen_peer_urls = split_urls(listen_peer);
   c.initial_advertise_peer_urls = split_urls(advertise_peer);
+  if (!listen_metrics.empty()) c.listen_metrics_urls = split_urls(listen_metrics);
   Result<ClusterState> state = parse_cluster_state(cluster_state);
   if (!state) return state.status();
   c.initial_cluster_state = *state;

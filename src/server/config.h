@@ -66,6 +66,11 @@ struct Config {
   uint32_t max_txn_ops = 128;
   LogLevel log_level = LogLevel::kInfo;
   bool pre_vote = true;
+  /// Extra URLs serving /metrics, /health, /livez, /readyz and /version over
+  /// plain HTTP (the client URLs serve them too). Default none, as etcd.
+  std::vector<std::string> listen_metrics_urls;
+  /// "basic" or "extensive" (extensive adds grpc_server_handling_seconds).
+  std::string metrics = "basic";
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.

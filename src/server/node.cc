@@ -19,6 +19,7 @@
 #include "raft/core.h"
 #include "storage/disk_log_storage.h"
 #include "storage/file_system.h"
+#include "server/node_metrics.h"
 #include "server/snapshot_image.h"
 #include "transport/snapshot_sink.h"
 #include "transport/transport.h"
@@ -150,7 +151,8 @@ bool is_publish(const raft::Entry& e) {
 
 Node::Node(const Config& cfg)
     : cfg_(cfg),
-      request_timeout_(5000 + 2 * cfg.election_timeout_ms) {}
+      request_timeout_(5000 + 2 * cfg.election_timeout_ms),
+      metrics_(std::make_unique<NodeMetrics>()) {}
 
 Node::~Node() { stop(); }
 
@@ -383,6 +385,12 @@ void Node::add_peer_locked_table(const MemberRecord& m) {
 }
 
 void Node::start_threads() {
+  metrics_->set_sources(NodeMetrics::Sources{
+      .committed_index = [this] { return commit_index_.load(); },
+      .applied_index = [this] { return store()->applied_index().value(); },
+      .pending_proposals = [this] { std::lock_guard lk(wait_mu_); return uint64_t{waiters_.size()}; },
+      .db_size_bytes = [this] { return store()->logical_size_bytes(); },
+      .keys = [this] { return uint64_t{store()->index_key_count()}; }});
   raft_thread_ = std::thread([this] { raft_loop(); });
   apply_thread_ = std::thread([this] { apply_loop(); });
 }
@@ -398,6 +406,7 @@ void Node::propose(raftkvpb::InternalRequest req, ProposeCallback done) {
   {
     std::lock_guard lk(wait_mu_);
     if (waiters_.size() >= limits_.max_waiting_proposals) {
+      metrics_->on_proposals_failed();
       done(too_many_requests(), {});
       return;
     }
@@ -525,7 +534,9 @@ void Node::drain_inbox() {
     unreachable.swap(unreachable_);
     snap_reports.swap(snapshot_reports_);
   }
+  const auto received = Clock::now();
   for (raft::Message& m : msgs) {
+    metrics_->on_receive(m, received);
     Status st = core_->step(m);
     if (!st.is_ok()) spdlog::debug("raft: step refused: {}", st.to_string());
   }
@@ -540,6 +551,7 @@ void Node::drain_inbox() {
     if (st.code() == Code::kUnavailable) {
       stalled_.push_back(std::move(p));
     } else if (!st.is_ok()) {
+      metrics_->on_proposals_failed();
       finish_proposal(p.id, map_core_error(st), {});
     }
   }
@@ -594,7 +606,10 @@ void Node::on_tick() {
     if (waiting) {
       Status st = core_->propose(stalled_.front().data);
       if (st.code() == Code::kUnavailable) break;
-      if (!st.is_ok()) finish_proposal(stalled_.front().id, map_core_error(st), {});
+      if (!st.is_ok()) {
+        metrics_->on_proposals_failed();
+        finish_proposal(stalled_.front().id, map_core_error(st), {});
+      }
     }
     stalled_.pop_front();
   }
@@ -607,6 +622,7 @@ void Node::on_tick() {
       waiters_.erase(waiters_.begin());
     }
   }
+  metrics_->on_proposals_failed(expired.size());
   for (auto& done : expired) done(timeout_status(), {});
   while (!stalled_.empty() && stalled_.size() > limits_.max_waiting_proposals) stalled_.pop_front();
   // Reads: retry unanswered ones, fail expired ones.
@@ -678,6 +694,7 @@ void Node::handle_ready() {
       const uint64_t lead = rd.soft_state->leader.value();
       if (lead != leader_.load()) {
         leader_changed = true;
+        metrics_->on_leader(lead, leader_.load(), member_id_);
         spdlog::info("raft: leader is now {} (term {})", lead == 0 ? "none" : format_id(lead),
                      core_->term().value());
         leader_ = lead;
@@ -690,10 +707,13 @@ void Node::handle_ready() {
       term_ = hard_state_.term.value();
       commit_index_ = hard_state_.commit.value();
     }
+    metrics_->on_send(rd.messages, Clock::now());
     if (!rd.messages.empty()) transport_->send(std::move(rd.messages));
     if (rd.must_sync || !rd.entries.empty() || rd.snapshot) {
       // Group commit: everything this Ready carries, one write, one fsync.
+      const auto save_start = Clock::now();
       Status st = log_->save(&hard_state_, rd.entries, rd.snapshot ? &*rd.snapshot : nullptr);
+      metrics_->observe_wal_fsync(Clock::now() - save_start);
       if (!st.is_ok()) {
         spdlog::critical("WAL write failed, stopping: {}", st.to_string());
         RAFTKV_CHECK_MSG(false, "WAL write failed");
@@ -836,7 +856,9 @@ void Node::apply_committed(CommittedBatch& b) {
   for (size_t off = 0; off < batch.size(); off += kv::Store::kMaxApplyBatchEntries) {
     const size_t n = std::min(batch.size() - off, kv::Store::kMaxApplyBatchEntries);
     std::span<const kv::ApplyEntry> part(batch.data() + off, n);
+    const auto commit_start = Clock::now();
     Result<kv::ApplyResult> r = store->apply(part);
+    metrics_->observe_backend_commit(Clock::now() - commit_start);
     if (!r) {
       spdlog::critical("state machine apply failed, stopping: {}", r.status().to_string());
       RAFTKV_CHECK_MSG(false, "state machine apply failed");
@@ -961,6 +983,7 @@ void Node::maybe_make_snapshot() {
 
 void Node::stop() {
   std::call_once(stop_once_, [this] {
+    metrics_->clear_sources();
     {
       std::lock_guard lk(inbox_mu_);
       stopping_ = true;
@@ -979,6 +1002,7 @@ void Node::stop() {
       std::lock_guard lk(wait_mu_);
       waiters.swap(waiters_);
     }
+    metrics_->on_proposals_failed(waiters.size());
     for (auto& [id, w] : waiters) w.done(stopped(), {});
     std::vector<ReadWaiter> reads;
     {

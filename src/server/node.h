@@ -82,6 +82,8 @@ class Transport;
 
 namespace raftkv::server {
 
+class NodeMetrics;
+
 /// Finishes a proposal: status OK with the store's response, or the error
 /// (etcd's message) the client gets.
 using ProposeCallback = std::function<void(Status, raftkvpb::InternalResponse)>;
@@ -285,6 +287,8 @@ class Node {
   raft::Index applied_index_;   ///< Last entry seen by the apply loop (incl. skipped ones).
   raft::Term applied_term_;
   raft::Index last_snapshot_index_;
+
+  std::unique_ptr<NodeMetrics> metrics_;  ///< node_metrics.h: the etcd_server_* series.
 
   std::thread raft_thread_;
   std::thread apply_thread_;
