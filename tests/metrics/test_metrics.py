@@ -218,7 +218,7 @@ class MetricsAndHealth(unittest.TestCase):
         self.assertEqual(get(f"http://127.0.0.1:{self.metrics_port}/health")[0], 200)
         # Not a gRPC port: an HTTP/2 preface gets no gRPC there.
         out = raw_request(self.metrics_port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        self.assertTrue(out.startswith(b"HTTP/1.1 4"), out[:40])
+        self.assertTrue(out.startswith(b"HTTP/1.1 505 "), out[:40])
 
     def test_health_livez_readyz_version_on_a_healthy_cluster(self):
         for n in self.cluster.nodes:
