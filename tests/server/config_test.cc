@@ -173,6 +173,21 @@ TEST(ConfigFlags, UnknownFlagAndBadNumberAreRefused) {
   expect_error({"--heartbeat-interval=fast"}, {"heartbeat-interval"});
 }
 
+TEST(ConfigFlags, MetricsFlagsAreParsedAndChecked) {
+  Result<ParsedFlags> d = parse({});
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_TRUE(d->config.listen_metrics_urls.empty());  // etcd: none by default
+  EXPECT_EQ(d->config.metrics, "basic");
+  Result<ParsedFlags> r = parse({"--listen-metrics-urls", "http://127.0.0.1:9101,http://127.0.0.1:9102",
+                                 "--metrics", "extensive"});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->config.listen_metrics_urls,
+            (std::vector<std::string>{"http://127.0.0.1:9101", "http://127.0.0.1:9102"}));
+  EXPECT_EQ(r->config.metrics, "extensive");
+  expect_error({"--metrics", "verbose"}, {"--metrics", "basic, extensive"});
+  expect_error({"--listen-metrics-urls", "127.0.0.1:9101"}, {"--listen-metrics-urls"});
+}
+
 TEST(ConfigEnv, EnvironmentVariablesSetEveryKindOfFlag) {
   ScopedEnv name("RAFTKV_NAME", "envnode");
   ScopedEnv cluster("RAFTKV_INITIAL_CLUSTER",
