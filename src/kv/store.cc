@@ -933,8 +933,8 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
   }
   // The permission check that decides: at this point of the log, on every
   // member alike (the API layer's earlier check only spares the log).
-  RAFTKV_RETURN_IF_ERROR(
-      settle(check_permission(req, req.header().username(), req.header().auth_revision())));
+  Status permitted = check_permission(req, req.header().username(), req.header().auth_revision());
+  if (!permitted.is_ok()) return settle(std::move(permitted));  // refused: nothing applied
   switch (req.request_case()) {
     case R::kRange: {
       auto r = range_in_txn(req.range(), cur_rev_);

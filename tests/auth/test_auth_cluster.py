@@ -137,10 +137,11 @@ class AuthClusterTest(unittest.TestCase):
         for n in self.c.nodes:
             h.wait_for_port(n.client_port, 30, n.proc)
         deadline = time.monotonic() + 30
+        for n in self.c.nodes:
+            while h.etcdctl([n.endpoint], *ROOT, "get", "pub/a").returncode != 0:
+                self.assertLess(time.monotonic(), deadline, f"{n.name} did not come back")
+                time.sleep(0.2)
         ep = self.c.nodes[0].endpoint
-        while h.etcdctl([ep], *ROOT, "get", "pub/a").returncode != 0:
-            self.assertLess(time.monotonic(), deadline, "cluster did not come back")
-            time.sleep(0.2)
         self.assertEqual(error_of(ep, "get", "pub/a"), "Error: etcdserver: user name is empty")
         self.assertEqual(ok(ep, *ROOT, "user", "get", "alice"), "User: alice\nRoles: app")
         self.assertEqual(ok(ep, *ROOT, "role", "get", "app"),

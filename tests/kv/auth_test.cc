@@ -26,7 +26,7 @@ TEST(PermissionRanges, SingleKeyCoversOnlyThatKey) {
   s.add(iv("a"));
   EXPECT_TRUE(s.covers(iv("a")));
   EXPECT_FALSE(s.covers(iv("b")));
-  EXPECT_FALSE(s.covers(iv("a\0", 2)));  // the next key after "a"
+  EXPECT_FALSE(s.covers(iv(std::string_view("a\0", 2))));  // the next key after "a"
   EXPECT_FALSE(s.covers(iv("a", "b")));  // a range wider than the key
 }
 
@@ -217,6 +217,7 @@ TEST(AuthStore, ApplyChecksEveryOperation) {
   EXPECT_EQ(msg(h.apply(put_req("pub/a", "1"))), "etcdserver: user name is empty");
   EXPECT_EQ(msg(h.apply(as_user(put_req("pub/a", "1"), "alice", rev))),
             "etcdserver: permission denied");
+  EXPECT_EQ(h.get(testing::range_req("pub/a")).count(), 0);  // refused: nothing applied
   EXPECT_EQ(msg(h.apply(as_user(put_req("pub/a", "1"), "root", rev))), "OK");
   raftkvpb::InternalRequest rr;
   rr.mutable_range()->set_key("pub/a");
@@ -264,6 +265,7 @@ TEST(AuthStore, ARevokedPermissionRefusesRequestsCheckedBefore) {
   ASSERT_EQ(msg(h.apply(as_user(revoke_perm("reader", "pub/", "pub0"), "root", checked_at))), "OK");
   EXPECT_EQ(msg(h.apply(as_user(put_req("pub/b", "1"), "alice", checked_at))),
             "etcdserver: revision of auth store is old");
+  EXPECT_EQ(h.get(testing::range_req("pub/b")).count(), 0);
   EXPECT_EQ(msg(h.apply(as_user(put_req("pub/b", "1"), "alice", h.store().auth().revision()))),
             "etcdserver: permission denied");
 }
