@@ -69,13 +69,19 @@ class JwtTest(unittest.TestCase):
 
     def test_bad_settings_fail_at_start(self):
         with tempfile.TemporaryDirectory() as d:
-            for spec, want in (
-                    ("jwt,sign-method=HS999,pub-key=x", "sign-method must be RS256 or ES256"),
-                    (f"jwt,sign-method=RS256,pub-key={d}/missing.pub", "cannot read key file"),
-                    ("magic", "is not supported")):
+            for args, want in (
+                    (["--auth-token", "jwt,sign-method=HS999,pub-key=x"],
+                     "sign-method must be RS256 or ES256"),
+                    (["--auth-token", f"jwt,sign-method=RS256,pub-key={d}/missing.pub"],
+                     "cannot read key file"),
+                    (["--auth-token", "magic"], "is not supported"),
+                    (["--bcrypt-cost", "3"], "--bcrypt-cost 3 is out of range"),
+                    (["--auth-token-ttl", "0"], "--auth-token-ttl must be at least 1")):
                 r = subprocess.run([h.RAFTKV_BIN, "--data-dir", os.path.join(d, "data"),
-                                    "--auth-token", spec], capture_output=True, text=True,
-                                   timeout=30)
+                                    "--listen-client-urls", f"http://127.0.0.1:{h.free_port()}",
+                                    "--advertise-client-urls", "http://127.0.0.1:1",
+                                    "--listen-peer-urls", f"http://127.0.0.1:{h.free_port()}",
+                                    *args], capture_output=True, text=True, timeout=30)
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(want, r.stdout + r.stderr)
 
