@@ -8,6 +8,7 @@
 #include "api/grpc_metrics.h"
 #include "api/http_endpoints.h"
 #include "api/http_server.h"
+#include "api/auth_token.h"
 #include "api/service_util.h"
 #include "transport/transport.h"
 
@@ -44,6 +45,8 @@ grpc::Status to_grpc_status(const Status& st) {
 struct ClientServer::Services {
   server::Config cfg;  ///< A copy: services may keep pointers into it.
   ServiceContext ctx;
+  std::unique_ptr<TokenProvider> tokens;
+  std::unique_ptr<AuthChecker> auth;
   std::vector<std::unique_ptr<grpc::Service>> all;
 };
 
@@ -57,10 +60,20 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   ctx.cfg = &s->services_->cfg;
   ctx.store_options.max_request_bytes = cfg.max_request_bytes;
   ctx.store_options.max_txn_ops = static_cast<int>(cfg.max_txn_ops);
+  Result<std::unique_ptr<TokenProvider>> tokens =
+      make_token_provider(cfg.auth_token, std::chrono::seconds(cfg.auth_token_ttl_s));
+  if (!tokens) return tokens.status();
+  s->services_->tokens = std::move(*tokens);
+  // Certificate common names authenticate once --client-cert-auth exists (TLS).
+  s->services_->auth =
+      std::make_unique<AuthChecker>(node, s->services_->tokens.get(), /*client_cert_auth=*/false);
+  ctx.tokens = s->services_->tokens.get();
+  ctx.auth = s->services_->auth.get();
   // One line per service.
   s->services_->all.push_back(make_kv_service(ctx));
   s->services_->all.push_back(make_maintenance_service(ctx));
   s->services_->all.push_back(make_cluster_service(ctx));
+  s->services_->all.push_back(make_auth_service(ctx));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;

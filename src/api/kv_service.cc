@@ -14,7 +14,8 @@ using grpc::ServerUnaryReactor;
 
 class KvService final : public etcdserverpb::KV::CallbackService {
  public:
-  KvService(server::Node* node, kv::StoreOptions opts) : node_(node), opts_(opts) {}
+  KvService(server::Node* node, kv::StoreOptions opts, AuthChecker* auth)
+      : node_(node), opts_(opts), auth_(auth) {}
 
   ServerUnaryReactor* Range(CallbackServerContext* ctx, const etcdserverpb::RangeRequest* req,
                             etcdserverpb::RangeResponse* reply) override {
@@ -26,9 +27,16 @@ class KvService final : public etcdserverpb::KV::CallbackService {
       reactor->Finish(to_grpc_status(v));
       return reactor;
     }
-    auto serve = [node = node_, req, reply, reactor](Status st) {
+    auto serve = [node = node_, auth = auth_, ctx, req, reply, reactor](Status st) {
       if (!st.is_ok()) {
         reactor->Finish(to_grpc_status(st));
+        return;
+      }
+      // Checked after the barrier: against auth state at least as new as
+      // every change that completed before the read began.
+      Status a = auth->check_read(*ctx, req->key(), req->range_end());
+      if (!a.is_ok()) {
+        reactor->Finish(to_grpc_status(a));
         return;
       }
       Result<etcdserverpb::RangeResponse> r = node->store()->range(*req);
@@ -77,6 +85,7 @@ class KvService final : public etcdserverpb::KV::CallbackService {
     const int64_t rev = req->revision();
     const auto timeout = node_->request_timeout();
     Status v = kv::Store::validate(ir, opts_);
+    if (v.is_ok()) v = auth_->authorize(*ctx, &ir);  // etcd: compaction is root-only
     if (!v.is_ok()) {
       reactor->Finish(to_grpc_status(v));
       return reactor;
@@ -114,6 +123,11 @@ class KvService final : public etcdserverpb::KV::CallbackService {
     raftkvpb::InternalRequest ir;
     *(ir.*wrap)() = req;
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    // Every operation, nested txns included; re-checked at apply time.
+    if (Status a = auth_->authorize(*ctx, &ir); !a.is_ok()) {
+      reactor->Finish(to_grpc_status(a));
+      return reactor;
+    }
     propose_and_finish(node_, opts_, std::move(ir), reactor, reply,
                        [unwrap](raftkvpb::InternalResponse& r) { return (r.*unwrap)(); });
     return reactor;
@@ -121,12 +135,13 @@ class KvService final : public etcdserverpb::KV::CallbackService {
 
   server::Node* node_;
   const kv::StoreOptions opts_;
+  AuthChecker* auth_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> make_kv_service(const ServiceContext& ctx) {
-  return std::make_unique<KvService>(ctx.node, ctx.store_options);
+  return std::make_unique<KvService>(ctx.node, ctx.store_options, ctx.auth);
 }
 
 }  // namespace raftkv::api

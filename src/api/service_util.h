@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
 
+#include "api/auth_checker.h"
 #include "api/client_server.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "kv/store.h"
@@ -27,6 +28,8 @@ struct ServiceContext {
   server::Node* node = nullptr;
   const server::Config* cfg = nullptr;
   kv::StoreOptions store_options;  ///< Limits used by kv::Store::validate.
+  AuthChecker* auth = nullptr;     ///< Guards every handler (auth_checker.h).
+  TokenProvider* tokens = nullptr; ///< Issues and resolves auth tokens (auth_token.h).
 };
 
 /// Fills cluster_id, member_id and raft_term (the caller sets revision where
@@ -72,5 +75,6 @@ inline grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* ctx,
 std::unique_ptr<grpc::Service> make_kv_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_maintenance_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_cluster_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_auth_service(const ServiceContext& ctx);
 
 }  // namespace raftkv::api

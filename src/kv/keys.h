@@ -8,6 +8,7 @@
 //        (8 bytes big-endian each), "format" ("raftkv-kv/1", written last by
 //        a restore so an unfinished restore is detectable).
 //   'l' | lease id (8, big-endian)                     ->  etcdserverpb.LeaseGrantRequest
+//   'a' | 'u' or 'r' | name                            ->  auth user / role (kv/auth_store.h)
 //
 // Big-endian revisions make RocksDB's byte order the revision order, so one
 // forward scan of 'r' replays history in order (index rebuild, HashKV).

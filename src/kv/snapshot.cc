@@ -7,7 +7,7 @@
 //   kind 2  data:    { key length (4, LE) | value length (4, LE) | key | value }*
 //   kind 3  trailer: record count (8, LE) | data chunk count (8, LE)
 //
-// Records are the store's RocksDB pairs ('r', 'm', 'l' keys) read from one
+// Records are the store's RocksDB pairs ('r', 'm', 'l', 'a' keys) read from one
 // RocksDB snapshot, except the format marker (restore writes it last) and
 // the physical-compaction mark (the restored store re-runs it).
 #include <rocksdb/db.h>
@@ -219,6 +219,7 @@ Result<std::unique_ptr<Store>> Store::restore(const std::string& dir, const Stor
         std::string_view k = p.substr(at, kl), v = p.substr(at + kl, vl);
         at += kl + vl;
         const bool known = (keys::is_rev_key(k)) || (k[0] == keys::kLeasePrefix && k.size() == 9) ||
+                           auth_keys::is_auth_key(k) ||
                            (k[0] == keys::kMetaPrefix && !skipped_in_stream(k));
         if (!known) return Status::corruption("restore: unknown record key");
         wb.Put(rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));

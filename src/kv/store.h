@@ -44,6 +44,7 @@
 #include "base/status.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "etcd/mvccpb/kv.pb.h"
+#include "kv/auth_store.h"
 #include "kv/index.h"
 #include "raft/types.h"
 #include "raftkv/internal.pb.h"
@@ -215,6 +216,24 @@ class Store {
   std::vector<std::string> lease_keys(int64_t id) const;
   std::vector<int64_t> leases() const;
 
+  /// The replicated auth state (users, roles, enabled flag, auth revision).
+  /// Any thread.
+  const AuthStore& auth() const { return auth_; }
+
+  /// May `user`, identified against auth revision `auth_revision`, make
+  /// `req`? OK while auth is disabled. Otherwise etcd's checks: an empty user
+  /// (user name is empty), an auth state changed since `auth_revision`
+  /// (revision of auth store is old), and the permissions every operation
+  /// needs: Range read; Put write (+ read with prev_kv, + write on every key
+  /// of its lease); DeleteRange write (+ read with prev_kv); Txn read on every
+  /// compare and every operation of both branches, recursively through
+  /// nested txns; Compaction root; LeaseRevoke write on every attached key;
+  /// LeaseGrant any user. Auth requests are checked by AuthStore::apply.
+  /// apply() runs the same check for every request it applies, so a change
+  /// of permissions takes effect in log order on every member. Any thread.
+  Status check_permission(const raftkvpb::InternalRequest& req, std::string_view user,
+                          uint64_t auth_revision) const;
+
  private:
   struct TxnContext;
   struct LeaseState {
@@ -271,6 +290,7 @@ class Store {
   mutable std::shared_mutex mu_;
   Index index_;
   std::map<int64_t, LeaseState> leases_;
+  AuthStore auth_;  ///< Own lock; mutated by the apply thread only.
   // Compaction point of index_: set together with pruning it, which happens
   // while the compaction is being applied (before it is published), so
   // readers check this rather than compact_revision_.

@@ -228,6 +228,13 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   if (c.max_txn_ops == 0) {
     return Status::invalid_argument("--max-txn-ops must be at least 1 (default 128)");
   }
+  if (c.bcrypt_cost < 4 || c.bcrypt_cost > 31) {
+    return Status::invalid_argument("--bcrypt-cost " + std::to_string(c.bcrypt_cost) +
+                                    " is out of range: use a value between 4 and 31 (default 10)");
+  }
+  if (c.auth_token_ttl_s == 0) {
+    return Status::invalid_argument("--auth-token-ttl must be at least 1 second (default 300)");
+  }
   if (c.initial_cluster_token.empty()) {
     return Status::invalid_argument(
         "--initial-cluster-token must not be empty (default etcd-cluster)");
@@ -355,6 +362,12 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   opt("metrics", c.metrics,
       "Set level of detail for exported metrics, specify 'extensive' to include server side "
       "grpc histogram metrics.");
+  opt("auth-token", c.auth_token,
+      "Specify auth token specific options: 'simple' or "
+      "'jwt,pub-key=<file>,priv-key=<file>,sign-method=RS256|ES256,ttl=<duration>'.");
+  opt("auth-token-ttl", c.auth_token_ttl_s, "The lifetime in seconds of the auth token.");
+  opt("bcrypt-cost", c.bcrypt_cost,
+      "Specify bcrypt algorithm cost factor for auth password hashing (4..31).");
   opt("log-level", log_level,
       "Configures log level. Only supports debug, info, warn, error, panic, or fatal.");
   app.add_option("--pre-vote", c.pre_vote, "Enable to run an additional Raft election phase.")

@@ -71,6 +71,11 @@ struct Config {
   std::vector<std::string> listen_metrics_urls;
   /// "basic" or "extensive" (extensive adds grpc_server_handling_seconds).
   std::string metrics = "basic";
+  /// --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=..."
+  /// (parsed by the API layer at start; docs/security.md).
+  std::string auth_token = "simple";
+  uint32_t auth_token_ttl_s = 300;  ///< --auth-token-ttl: simple tokens' lifetime.
+  uint32_t bcrypt_cost = 10;        ///< --bcrypt-cost: in [4, 31].
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.
