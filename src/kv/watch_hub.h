@@ -51,7 +51,7 @@ namespace raftkv::kv {
 
 /// What a watcher watches (etcd's WatchCreateRequest, minus stream concerns).
 struct WatchSpec {
-  std::string key;        ///< Must not be empty.
+  std::string key;        ///< The API layer turns an empty key into "\0" (etcd).
   std::string range_end;  ///< "" = key only; "\0" = every key >= key; else [key, range_end).
   /// First revision to deliver. <= 0: the revision after the hub's current
   /// one ("from now"). In the past: history is replayed from the store (or the
@@ -120,9 +120,8 @@ class WatchHub {
 
   /// Registers a watcher. Returns its id and sets *start_revision to the
   /// first revision it will be given (the resolved "from now").
-  /// Errors: InvalidArgument "etcdserver: key is not provided" (empty key),
-  ///         InvalidArgument "mvcc: watcher range is empty" (range_end <= key),
-  ///         Unavailable after stop().
+  /// Errors: InvalidArgument "mvcc: watcher range is empty" (a range_end
+  ///         other than "" and "\0" that is <= key), Unavailable after stop().
   /// `notify` may run before add() returns (a compacted start is detected by
   /// the worker at any time).
   Result<WatcherId> add(const WatchSpec& spec, WatchNotify notify,
