@@ -160,7 +160,11 @@ class LeaderKillUnderWatches(unittest.TestCase):
             before_kill = count[0]
             leader.kill()
             self.cluster.wait_healthy(nodes=followers)
-            time.sleep(1.5)
+            # A write in flight to the dead leader waits for its timeout
+            # (seconds): wait for progress rather than for a fixed time.
+            deadline = time.monotonic() + 30
+            while count[0] < before_kill + 50 and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             stop.set()
             w.join(30)
