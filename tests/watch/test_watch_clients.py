@@ -301,6 +301,26 @@ class WatchClients:
         r = next(responses)
         self.assertEqual((r.watch_id, r.canceled), (7, True))
 
+    def test_client_that_does_not_read_gets_everything_later(self):
+        # The stream's client reads nothing while 3 MiB of events are written
+        # (far beyond gRPC's flow-control window): writes must not wait for it,
+        # and once it reads it gets every event once, in order.
+        requests, responses = self.raw_stream()
+        requests.put(create_request(key=b"slow/", range_end=b"slow0"))
+        self.assertTrue(next(responses).created)
+        value = "s" * 10240
+        revs = []
+        t0 = time.monotonic()
+        for i in range(300):
+            revs.append(self.client.put(f"slow/{i % 10}", value).header.revision)
+        write_s = time.monotonic() - t0
+        got = []
+        while len(got) < len(revs):
+            r = next(responses)
+            got.extend(e.kv.mod_revision for e in r.events)
+        self.assertEqual(got, revs)
+        self.assertLess(write_s, 60)
+
     def test_fragmented_response_joins_to_one_revision(self):
         # Six 400 KiB values deleted in one revision: with prev_kv that one
         # revision is larger than the 1.5 MiB request limit, so it is sent as
