@@ -74,6 +74,7 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   s->services_->all.push_back(make_maintenance_service(ctx));
   s->services_->all.push_back(make_cluster_service(ctx));
   s->services_->all.push_back(make_auth_service(ctx));
+  s->services_->all.push_back(make_watch_service(ctx));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
@@ -106,7 +107,7 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   s->http_ = std::move(*http);
   s->http_->start(s->server_.get());
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  node->set_leader_listener([health](bool has_leader) {
+  node->add_leader_listener([health](bool has_leader) {
     if (health != nullptr) health->SetServingStatus(has_leader);
   });
   return s;

@@ -6,6 +6,7 @@
 //   etcdserverpb.KV           kv_service.cc
 //   etcdserverpb.Maintenance  maintenance_service.cc
 //   etcdserverpb.Cluster      cluster_service.cc
+//   etcdserverpb.Watch        watch_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
 // Plain http:// client URLs are accepted by an HttpServer (http_server.h),
 // which serves etcd's /health, /metrics, ... there (http_endpoints.h) and

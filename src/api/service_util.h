@@ -76,5 +76,6 @@ std::unique_ptr<grpc::Service> make_kv_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_maintenance_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_cluster_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_auth_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_watch_service(const ServiceContext& ctx);
 
 }  // namespace raftkv::api

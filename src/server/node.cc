@@ -391,6 +391,8 @@ void Node::start_threads() {
       .pending_proposals = [this] { std::lock_guard lk(wait_mu_); return uint64_t{waiters_.size()}; },
       .db_size_bytes = [this] { return store()->logical_size_bytes(); },
       .keys = [this] { return uint64_t{store()->index_key_count()}; }});
+  // The hub starts at the store's revision: before the apply loop runs.
+  watch_hub_ = std::make_unique<kv::WatchHub>([this] { return store(); });
   raft_thread_ = std::thread([this] { raft_loop(); });
   apply_thread_ = std::thread([this] { apply_loop(); });
 }
@@ -463,10 +465,15 @@ MemberTable Node::members() const {
   return members_;
 }
 
-void Node::set_leader_listener(std::function<void(bool)> fn) {
+void Node::add_leader_listener(std::function<void(bool)> fn) {
   std::lock_guard lk(inbox_mu_);
-  leader_listener_ = std::move(fn);
-  leader_listener_(leader_.load() != 0);
+  fn(leader_.load() != 0);
+  leader_listeners_.push_back(std::move(fn));
+}
+
+void Node::clear_leader_listeners() {
+  std::lock_guard lk(inbox_mu_);
+  leader_listeners_.clear();
 }
 
 void Node::finish_proposal(uint64_t id, Status st, raftkvpb::InternalResponse resp) {
@@ -699,7 +706,7 @@ void Node::handle_ready() {
                      core_->term().value());
         leader_ = lead;
         std::lock_guard lk(inbox_mu_);
-        if (leader_listener_) leader_listener_(lead != 0);
+        for (const auto& listener : leader_listeners_) listener(lead != 0);
       }
     }
     if (rd.hard_state) {
@@ -863,6 +870,7 @@ void Node::apply_committed(CommittedBatch& b) {
       spdlog::critical("state machine apply failed, stopping: {}", r.status().to_string());
       RAFTKV_CHECK_MSG(false, "state machine apply failed");
     }
+    watch_hub_->feed(r->events);
     size_t cursor = 0;
     for (kv::ApplyOutcome& o : r->outcomes) {
       while (cursor < n && part[cursor].index != o.index) ++cursor;
@@ -920,6 +928,7 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
     spdlog::critical("snapshot install failed, stopping: {}", st.to_string());
     RAFTKV_CHECK_MSG(false, "snapshot install failed");
   }
+  watch_hub_->on_store_swapped();
   {
     std::lock_guard lk(members_mu_);
     for (const auto& [id, m] : members_) add_peer_locked_table(m);
@@ -996,6 +1005,7 @@ void Node::stop() {
       apply_cv_.notify_all();
     }
     if (apply_thread_.joinable()) apply_thread_.join();
+    if (watch_hub_) watch_hub_->stop();  // its worker reads the store closed below
     // Everything still waiting fails: nothing more will be applied here.
     std::map<uint64_t, Waiter> waiters;
     {

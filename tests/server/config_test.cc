@@ -155,6 +155,25 @@ TEST(ConfigFlags, PreVoteAcceptsBareAndExplicitForms) {
   EXPECT_FALSE(off->config.pre_vote);
 }
 
+TEST(ConfigFlags, WatchProgressIntervalTakesGoDurations) {
+  auto def = parse({});
+  ASSERT_TRUE(def.is_ok()) << def.status().to_string();
+  EXPECT_EQ(def->config.watch_progress_notify_interval_ms, 600000u);  // etcd: 10m
+  auto set = parse({"--experimental-watch-progress-notify-interval", "1m30s"});
+  ASSERT_TRUE(set.is_ok()) << set.status().to_string();
+  EXPECT_EQ(set->config.watch_progress_notify_interval_ms, 90000u);
+  EXPECT_EQ(*parse_go_duration_ms("500ms"), 500u);
+  EXPECT_EQ(*parse_go_duration_ms("1.5s"), 1500u);
+  EXPECT_EQ(*parse_go_duration_ms("2h"), 7200000u);
+  EXPECT_EQ(*parse_go_duration_ms("0"), 0u);
+  for (const char* bad : {"", "10", "ms", "1.2.3s", "5x", "-1s"}) {
+    EXPECT_FALSE(parse_go_duration_ms(bad).is_ok()) << bad;
+  }
+  expect_error({"--experimental-watch-progress-notify-interval", "soon"},
+               {"--experimental-watch-progress-notify-interval", "invalid duration"});
+  expect_error({"--experimental-watch-progress-notify-interval", "0"}, {"at least 1ms"});
+}
+
 TEST(ConfigFlags, HelpAndVersionAskToExit) {
   auto help = parse({"--help"});
   ASSERT_TRUE(help.is_ok());
