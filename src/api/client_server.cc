@@ -58,6 +58,7 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   s->services_->all.push_back(make_kv_service(ctx));
   s->services_->all.push_back(make_maintenance_service(ctx));
   s->services_->all.push_back(make_cluster_service(ctx));
+  s->services_->all.push_back(make_lease_service(ctx));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;

@@ -72,5 +72,6 @@ inline grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* ctx,
 std::unique_ptr<grpc::Service> make_kv_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_maintenance_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_cluster_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_lease_service(const ServiceContext& ctx);
 
 }  // namespace raftkv::api
