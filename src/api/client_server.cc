@@ -77,7 +77,7 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
                                " (address in use?)");
   }
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  node->set_leader_listener([health](bool has_leader) {
+  node->add_leader_listener([health](bool has_leader) {
     if (health != nullptr) health->SetServingStatus(has_leader);
   });
   return s;

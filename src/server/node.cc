@@ -383,6 +383,8 @@ void Node::add_peer_locked_table(const MemberRecord& m) {
 }
 
 void Node::start_threads() {
+  // The hub starts at the store's revision: before the apply loop runs.
+  watch_hub_ = std::make_unique<kv::WatchHub>([this] { return store(); });
   raft_thread_ = std::thread([this] { raft_loop(); });
   apply_thread_ = std::thread([this] { apply_loop(); });
 }
@@ -454,10 +456,10 @@ MemberTable Node::members() const {
   return members_;
 }
 
-void Node::set_leader_listener(std::function<void(bool)> fn) {
+void Node::add_leader_listener(std::function<void(bool)> fn) {
   std::lock_guard lk(inbox_mu_);
-  leader_listener_ = std::move(fn);
-  leader_listener_(leader_.load() != 0);
+  fn(leader_.load() != 0);
+  leader_listeners_.push_back(std::move(fn));
 }
 
 void Node::finish_proposal(uint64_t id, Status st, raftkvpb::InternalResponse resp) {
@@ -682,7 +684,7 @@ void Node::handle_ready() {
                      core_->term().value());
         leader_ = lead;
         std::lock_guard lk(inbox_mu_);
-        if (leader_listener_) leader_listener_(lead != 0);
+        for (const auto& listener : leader_listeners_) listener(lead != 0);
       }
     }
     if (rd.hard_state) {
@@ -841,6 +843,7 @@ void Node::apply_committed(CommittedBatch& b) {
       spdlog::critical("state machine apply failed, stopping: {}", r.status().to_string());
       RAFTKV_CHECK_MSG(false, "state machine apply failed");
     }
+    watch_hub_->feed(r->events);
     size_t cursor = 0;
     for (kv::ApplyOutcome& o : r->outcomes) {
       while (cursor < n && part[cursor].index != o.index) ++cursor;
@@ -898,6 +901,7 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
     spdlog::critical("snapshot install failed, stopping: {}", st.to_string());
     RAFTKV_CHECK_MSG(false, "snapshot install failed");
   }
+  watch_hub_->on_store_swapped();
   {
     std::lock_guard lk(members_mu_);
     for (const auto& [id, m] : members_) add_peer_locked_table(m);
@@ -973,6 +977,7 @@ void Node::stop() {
       apply_cv_.notify_all();
     }
     if (apply_thread_.joinable()) apply_thread_.join();
+    if (watch_hub_) watch_hub_->stop();  // its worker reads the store closed below
     // Everything still waiting fails: nothing more will be applied here.
     std::map<uint64_t, Waiter> waiters;
     {

@@ -60,6 +60,7 @@
 
 #include "base/status.h"
 #include "kv/store.h"
+#include "kv/watch_hub.h"
 #include "raft/types.h"
 #include "raftkv/internal.pb.h"
 #include "server/config.h"
@@ -144,9 +145,16 @@ class Node {
   NodeStatusView status() const;
   MemberTable members() const;
 
-  /// Called (from the raft loop) whenever this member gains or loses a known
-  /// leader. Set before any traffic; used for the health service.
-  void set_leader_listener(std::function<void(bool has_leader)> fn);
+  /// Adds a function called (from the raft loop, under a node mutex: keep it
+  /// quick, never call back into the node) whenever this member gains or
+  /// loses a known leader, and once right away with the current state. Add
+  /// before any traffic; listeners are never removed (used by the health
+  /// service and by watch streams that require a leader).
+  void add_leader_listener(std::function<void(bool has_leader)> fn);
+
+  /// The watch hub, fed by the apply loop after every applied batch and
+  /// re-synced when a snapshot replaces the store. Lives as long as the node.
+  kv::WatchHub& watch_hub() { return *watch_hub_; }
 
   /// Stops: no new proposals; the raft loop finishes its current Ready; the
   /// apply loop applies what was handed to it; waiting calls fail with
@@ -234,6 +242,7 @@ class Node {
 
   mutable std::mutex store_mu_;
   std::shared_ptr<kv::Store> store_;
+  std::unique_ptr<kv::WatchHub> watch_hub_;  ///< Created before the apply loop starts.
   std::string store_dir_name_;  ///< Directory name of store_ inside the data dir.
 
   mutable std::mutex members_mu_;
@@ -242,7 +251,7 @@ class Node {
   // Published by the raft loop.
   std::atomic<uint64_t> term_{0}, leader_{0}, last_index_{0}, commit_index_{0};
   std::atomic<bool> published_{false};
-  std::function<void(bool)> leader_listener_;
+  std::vector<std::function<void(bool)>> leader_listeners_;  ///< Guarded by inbox_mu_.
 
   // Raft-loop inbox (guarded by inbox_mu_).
   std::mutex inbox_mu_;
