@@ -7,6 +7,8 @@
 //   etcdserverpb.Maintenance  maintenance_service.cc
 //   etcdserverpb.Cluster      cluster_service.cc
 //   etcdserverpb.Lease        lease_service.cc (expiry: server/lessor.h)
+//   v3lockpb.Lock             lock_service.cc     (recipes: coordination.h)
+//   v3electionpb.Election     election_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
 // A method a service does not implement answers UNIMPLEMENTED (gRPC's
 // default). service_util.h holds what the services share.

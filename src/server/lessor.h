@@ -25,8 +25,8 @@
 //
 // Thread-safety: every public method may be called from any thread; one
 // mutex guards the deadlines. tick() is called by the lessor's own thread
-// (start()) or directly by tests. Hooks are called with the mutex released
-// except lease_ttl and now (which must not call back into the lessor).
+// (start()) or directly by tests. `revoke` is called with the mutex released;
+// the other hooks with it held, so they must not call back into the lessor.
 #pragma once
 
 #include <chrono>
