@@ -9,6 +9,7 @@
 //   etcdserverpb.Lease        lease_service.cc (expiry: server/lessor.h)
 //   v3lockpb.Lock             lock_service.cc     (recipes: coordination.h)
 //   v3electionpb.Election     election_service.cc
+//   etcdserverpb.Watch        watch_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
 // A method a service does not implement answers UNIMPLEMENTED (gRPC's
 // default). service_util.h holds what the services share.

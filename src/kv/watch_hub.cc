@@ -270,7 +270,8 @@ bool WatchHub::catch_up_locked(std::unique_lock<std::mutex>& lk, Watcher& picked
     }
     w.next_revision = std::max(w.next_revision, page->next_revision);
     if (w.next_revision > revision_) w.synced = true;
-    if (was_empty && !w.buffer.empty()) notify = w.notify;
+    // Rejoining the synced group is announced too: progress() changes.
+    if ((was_empty && !w.buffer.empty()) || w.synced) notify = w.notify;
   }
   if (notify) {
     lk.unlock();

@@ -70,8 +70,8 @@ bool key_in_watch_range(std::string_view key, std::string_view range_key,
 /// Hub-wide watcher handle. 0 is never a valid id.
 using WatcherId = uint64_t;
 
-/// Called when an append finds a watcher's buffer empty, and when the watcher
-/// ends because of a compaction: the consumer then take()s until `more` is
+/// Called when an append finds a watcher's buffer empty, when the watcher
+/// rejoins the synced group, and when it ends because of a compaction: the consumer then take()s until `more` is
 /// false. To never miss one, clear any "ready" mark of yours BEFORE take().
 /// Must be quick and never block (see the threading notes at the top).
 using WatchNotify = std::function<void()>;

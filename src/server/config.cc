@@ -289,6 +289,43 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   return Status::ok();
 }
 
+Result<uint64_t> parse_go_duration_ms(const std::string& text) {
+  auto bad = [&] {
+    return Status::invalid_argument("invalid duration \"" + text +
+                                    "\" (use a Go duration such as 10m, 1h30m, 500ms)");
+  };
+  if (text == "0") return uint64_t{0};
+  if (text.empty()) return bad();
+  // Unit -> nanoseconds.
+  static const std::pair<const char*, double> kUnits[] = {
+      {"ns", 1.0}, {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+      {"s", 1e9},  {"m", 60e9}, {"h", 3600e9}};
+  double total_ns = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t num_start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+      ++i;
+    }
+    if (i == num_start) return bad();
+    const std::string num = text.substr(num_start, i - num_start);
+    if (std::count(num.begin(), num.end(), '.') > 1 || num == ".") return bad();
+    const size_t unit_start = i;
+    while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') {
+      ++i;
+    }
+    const std::string unit = text.substr(unit_start, i - unit_start);
+    double scale = 0;
+    for (const auto& [name, ns] : kUnits) {
+      if (unit == name) scale = ns;
+    }
+    if (scale == 0) return bad();
+    total_ns += std::stod(num) * scale;
+  }
+  if (total_ns > 1e18) return bad();
+  return static_cast<uint64_t>(total_ns / 1e6);
+}
+
 Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   ParsedFlags out;
   Config& c = out.config;
@@ -302,6 +339,7 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   std::string advertise_peer = join(c.initial_advertise_peer_urls, ",");
   std::string cluster_state = "new";
   std::string log_level = "info";
+  std::string watch_progress_interval = "10m0s";
 
   // Every flag also reads RAFTKV_<FLAG_IN_UPPER_SNAKE>; the flag wins.
   auto env = [](const std::string& flag) {
@@ -344,6 +382,8 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   opt("max-txn-ops", c.max_txn_ops, "Maximum number of operations permitted in a transaction.");
   opt("log-level", log_level,
       "Configures log level. Only supports debug, info, warn, error, panic, or fatal.");
+  opt("experimental-watch-progress-notify-interval", watch_progress_interval,
+      "Duration of periodic watch progress notifications.");
   app.add_option("--pre-vote", c.pre_vote, "Enable to run an additional Raft election phase.")
       ->envname(env("pre-vote"))
       ->capture_default_str()
@@ -374,6 +414,16 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   Result<LogLevel> level = parse_log_level(log_level);
   if (!level) return level.status();
   c.log_level = *level;
+  Result<uint64_t> progress_ms = parse_go_duration_ms(watch_progress_interval);
+  if (!progress_ms) {
+    return Status::invalid_argument("--experimental-watch-progress-notify-interval: " +
+                                    progress_ms.status().message());
+  }
+  if (*progress_ms == 0) {
+    return Status::invalid_argument(
+        "--experimental-watch-progress-notify-interval must be at least 1ms (default 10m0s)");
+  }
+  c.watch_progress_notify_interval_ms = *progress_ms;
 
   RAFTKV_RETURN_IF_ERROR(validate_config(c, lc->count() > 0, ac->count() > 0));
   return out;

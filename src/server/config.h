@@ -66,6 +66,10 @@ struct Config {
   uint32_t max_txn_ops = 128;
   LogLevel log_level = LogLevel::kInfo;
   bool pre_vote = true;
+  /// --experimental-watch-progress-notify-interval (a Go duration, etcd's
+  /// default 10m): how often watchers created with progress_notify get an
+  /// empty response carrying the revision when no event reached them.
+  uint64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.
@@ -90,6 +94,10 @@ struct ParsedFlags {
 /// --initial-cluster over RAFTKV_INITIAL_CLUSTER), fills the defaults that
 /// depend on other settings, and validates with validate_config().
 /// Errors: kInvalidArgument with a message naming the flag and what to change.
+/// Parses a Go duration ("10m", "1h30m", "1.5s", "250ms") into milliseconds
+/// (rounded down; sub-millisecond units allowed).
+Result<uint64_t> parse_go_duration_ms(const std::string& text);
+
 Result<ParsedFlags> parse_flags(int argc, const char* const* argv);
 
 /// Resolves data_dir and initial_cluster defaults, checks every setting, and

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*node)->set_leader_listener([](bool) {});
+  (*node)->clear_leader_listeners();
   (*clients)->shutdown(static_cast<int>(std::min<int64_t>(3000, (*node)->request_timeout().count())));
   clients->reset();
   (*node)->stop();

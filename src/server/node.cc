@@ -462,6 +462,11 @@ void Node::add_leader_listener(std::function<void(bool)> fn) {
   leader_listeners_.push_back(std::move(fn));
 }
 
+void Node::clear_leader_listeners() {
+  std::lock_guard lk(inbox_mu_);
+  leader_listeners_.clear();
+}
+
 void Node::finish_proposal(uint64_t id, Status st, raftkvpb::InternalResponse resp) {
   ProposeCallback done;
   {

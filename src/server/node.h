@@ -151,6 +151,8 @@ class Node {
   /// before any traffic; listeners are never removed (used by the health
   /// service and by watch streams that require a leader).
   void add_leader_listener(std::function<void(bool has_leader)> fn);
+  /// Drops every leader listener (before the services they call are destroyed).
+  void clear_leader_listeners();
 
   /// The watch hub, fed by the apply loop after every applied batch and
   /// re-synced when a snapshot replaces the store. Lives as long as the node.

@@ -2,7 +2,6 @@
 (coord_client), etcdctl lock / elect (client-side recipes over KV, Lease and
 Watch), and the Python etcd3 client's lock()."""
 
-import os
 import signal
 import subprocess
 import time
@@ -10,7 +9,7 @@ import unittest
 
 import etcd3
 
-from coord_util import (FAST, coord, coord_bg, ctl, get_value, grant, h, ok, wait_until,
+from coord_util import (FAST, coord, coord_bg, ctl, grant, h, ok, wait_until,
                         watch_service_available)
 
 
@@ -77,7 +76,7 @@ class LockService(unittest.TestCase):
         self.assertEqual(coord(self.ep, "lock", "cx-lock", lease_dec(a)).returncode, 0)
         waiter = coord_bg(self.ep, "lock", "cx-lock", lease_dec(b))
         self.assertTrue(still_running(waiter, 1.0))
-        self.assertIsNotNone(get_value(self.ep, f"cx-lock/{int(b, 16):x}") or "")
+        self.assertIn(f"cx-lock/{int(b, 16):x}", ok(self.ep, "get", f"cx-lock/{int(b, 16):x}"))
         waiter.send_signal(signal.SIGKILL)
         waiter.communicate()
         wait_until(lambda: ok(self.ep, "get", f"cx-lock/{int(b, 16):x}") == "", 10,
