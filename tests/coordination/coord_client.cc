@@ -77,15 +77,15 @@ int main(int argc, char** argv) {
     if (!s.ok()) return fail(s);
     std::cout << "key=" << resp.leader().key() << " rev=" << resp.leader().rev()
               << " lease=" << resp.leader().lease() << std::endl;
-  } else if (cmd == "proclaim" && argc == 9) {
+  } else if (cmd == "proclaim" && argc == 8) {
     v3electionpb::ProclaimRequest req;
     *req.mutable_leader() = leader_key(argv + 3);
-    req.set_value(argv[8]);
+    req.set_value(argv[7]);
     v3electionpb::ProclaimResponse resp;
     s = election->Proclaim(&ctx, req, &resp);
     if (!s.ok()) return fail(s);
     std::cout << "rev=" << resp.header().revision() << std::endl;
-  } else if (cmd == "resign" && argc == 8) {
+  } else if (cmd == "resign" && argc == 7) {
     v3electionpb::ResignRequest req;
     *req.mutable_leader() = leader_key(argv + 3);
     v3electionpb::ResignResponse resp;

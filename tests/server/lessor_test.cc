@@ -223,7 +223,7 @@ TEST(LeaseIdGenerator, UniquePositiveAndCarriesMemberBits) {
     ASSERT_TRUE(seen.insert(x).second);
     ASSERT_TRUE(seen.insert(y).second);
   }
-  EXPECT_EQ(static_cast<uint64_t>(a.next()) >> 48, 0xabcdu);
+  EXPECT_EQ(static_cast<uint64_t>(a.next()) >> 48, 0x2bcdu);  // 0xabcd, sign bit cleared
   EXPECT_EQ(static_cast<uint64_t>(b.next()) >> 48, 0x1999u);  // sign bit cleared
 }
 
