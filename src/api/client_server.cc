@@ -74,6 +74,9 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   s->services_->all.push_back(make_maintenance_service(ctx));
   s->services_->all.push_back(make_cluster_service(ctx));
   s->services_->all.push_back(make_auth_service(ctx));
+  s->services_->all.push_back(make_lease_service(ctx));
+  s->services_->all.push_back(make_lock_service(ctx));
+  s->services_->all.push_back(make_election_service(ctx));
   s->services_->all.push_back(make_watch_service(ctx));
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -6,6 +6,9 @@
 //   etcdserverpb.KV           kv_service.cc
 //   etcdserverpb.Maintenance  maintenance_service.cc
 //   etcdserverpb.Cluster      cluster_service.cc
+//   etcdserverpb.Lease        lease_service.cc (expiry: server/lessor.h)
+//   v3lockpb.Lock             lock_service.cc     (recipes: coordination.h)
+//   v3electionpb.Election     election_service.cc
 //   etcdserverpb.Watch        watch_service.cc
 //   grpc.health.v1.Health     SERVING only while the member knows a leader
 // Plain http:// client URLs are accepted by an HttpServer (http_server.h),

@@ -76,6 +76,9 @@ std::unique_ptr<grpc::Service> make_kv_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_maintenance_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_cluster_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_auth_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_lease_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_lock_service(const ServiceContext& ctx);
+std::unique_ptr<grpc::Service> make_election_service(const ServiceContext& ctx);
 std::unique_ptr<grpc::Service> make_watch_service(const ServiceContext& ctx);
 
 }  // namespace raftkv::api

@@ -548,6 +548,13 @@ std::vector<int64_t> Store::leases() const {
   return out;
 }
 
+std::optional<int64_t> Store::lease_ttl(int64_t id) const {
+  std::shared_lock l(mu_);
+  auto it = leases_.find(id);
+  if (it == leases_.end()) return std::nullopt;
+  return it->second.ttl_seconds;
+}
+
 // ---------------------------------------------------------------- physical compaction
 
 void Store::compactor_loop() {

@@ -215,6 +215,8 @@ class Store {
   bool lease_exists(int64_t id) const;
   std::vector<std::string> lease_keys(int64_t id) const;
   std::vector<int64_t> leases() const;
+  /// The TTL a lease was granted with (seconds), or nullopt if it is not granted.
+  std::optional<int64_t> lease_ttl(int64_t id) const;
 
   /// The replicated auth state (users, roles, enabled flag, auth revision).
   /// Any thread.

@@ -174,9 +174,9 @@ class EtcdctlAgainstEtcd(unittest.TestCase):
         self.assertEqual(mine["header"]["member_id"], mine["members"][0]["ID"])
 
     def test_07_unregistered_methods_are_unimplemented(self):
-        """etcd services raftkv does not serve yet (leases here) answer gRPC
+        """etcd services raftkv does not serve yet (auth here) answer gRPC
         UNIMPLEMENTED rather than a half-working reply."""
-        r = h.etcdctl([self.rk.endpoints], "lease", "grant", "10")
+        r = h.etcdctl([self.rk.endpoints], "user", "list")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("Unimplemented", r.stderr)
 

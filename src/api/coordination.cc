@@ -1,0 +1,221 @@
+#include "api/coordination.h"
+
+#include <cstdio>
+
+namespace raftkv::api::coordination {
+
+std::string owner_key(const std::string& name, int64_t lease) {
+  char hex[24];
+  std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(lease));
+  return name + "/" + hex;
+}
+
+std::string prefix_end(const std::string& prefix) {
+  std::string end = prefix;
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
+void linearizable_range(server::Node* node, etcdserverpb::RangeRequest req, RangeDone done) {
+  node->read_barrier([node, req = std::move(req), done = std::move(done)](Status st) {
+    if (!st.is_ok()) {
+      done(st);
+      return;
+    }
+    done(node->store()->range(req));
+  });
+}
+
+void propose_txn(server::Node* node, const kv::StoreOptions& opts, etcdserverpb::TxnRequest req,
+                 TxnDone done) {
+  raftkvpb::InternalRequest ir;
+  *ir.mutable_txn() = std::move(req);
+  Status v = kv::Store::validate(ir, opts);
+  if (!v.is_ok()) {
+    done(v);
+    return;
+  }
+  node->propose(std::move(ir), [done = std::move(done)](Status st, raftkvpb::InternalResponse r) {
+    if (!st.is_ok()) {
+      done(st);
+      return;
+    }
+    done(std::move(*r.mutable_txn()));
+  });
+}
+
+etcdserverpb::RangeRequest create_ordered(const std::string& prefix, bool first,
+                                          int64_t max_create_revision) {
+  etcdserverpb::RangeRequest r;
+  r.set_key(prefix);
+  r.set_range_end(prefix_end(prefix));
+  r.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+  r.set_sort_order(first ? etcdserverpb::RangeRequest::ASCEND : etcdserverpb::RangeRequest::DESCEND);
+  r.set_limit(1);
+  r.set_max_create_revision(max_create_revision);
+  return r;
+}
+
+// ---------------------------------------------------------------- DeleteWaiter
+
+std::shared_ptr<DeleteWaiter> DeleteWaiter::start(server::Node* node, std::string prefix,
+                                                  int64_t max_create_revision, Done done) {
+  std::shared_ptr<DeleteWaiter> w(
+      new DeleteWaiter(node, std::move(prefix), max_create_revision, std::move(done)));
+  w->check();
+  return w;
+}
+
+void DeleteWaiter::check() {
+  linearizable_range(node_, create_ordered(prefix_, /*first=*/false, max_rev_),
+                     [self = shared_from_this()](Result<etcdserverpb::RangeResponse> r) {
+                       self->on_range(std::move(r));
+                     });
+}
+
+void DeleteWaiter::on_range(Result<etcdserverpb::RangeResponse> r) {
+  if (!r) {
+    finish(r.status());
+    return;
+  }
+  if (r->kvs_size() == 0) {
+    finish(r->header());
+    return;
+  }
+  kv::WatchSpec spec;
+  spec.key = r->kvs(0).key();
+  spec.start_revision = r->header().revision() + 1;
+  spec.filter_put = true;  // only the deletion matters
+  {
+    std::lock_guard lk(mu_);
+    if (!done_) return;  // cancelled
+  }
+  std::weak_ptr<DeleteWaiter> weak = weak_from_this();
+  Result<kv::WatcherId> id = node_->watch_hub().add(spec, [weak] {
+    if (auto self = weak.lock()) self->on_notify();
+  });
+  if (!id) {
+    finish(id.status());
+    return;
+  }
+  bool cancelled = false;
+  {
+    std::lock_guard lk(mu_);
+    watcher_ = *id;
+    cancelled = !done_;
+  }
+  if (cancelled) {
+    node_->watch_hub().remove(*id);
+    return;
+  }
+  on_notify();  // a notify that ran before watcher_ was set found nothing to take
+}
+
+void DeleteWaiter::on_notify() {
+  kv::WatcherId id = 0;
+  {
+    std::lock_guard lk(mu_);
+    id = watcher_;
+  }
+  if (id == 0) return;
+  bool deleted = false;
+  bool compacted = false;
+  for (int round = 0; round < 64; ++round) {
+    kv::WatchDelivery d = node_->watch_hub().take(id, 1024);
+    if (d.compact_revision != 0) compacted = true;
+    for (const kv::RevisionEvents& rev : d.revisions) deleted = deleted || !rev.events.empty();
+    if (!d.more || deleted || compacted) break;
+  }
+  if (!deleted && !compacted) return;
+  {
+    std::lock_guard lk(mu_);
+    if (watcher_ != id) return;  // another notify handled it
+    watcher_ = 0;
+  }
+  node_->watch_hub().remove(id);
+  check();  // the next-lower key, if any
+}
+
+void DeleteWaiter::finish(Result<etcdserverpb::ResponseHeader> r) {
+  Done done;
+  {
+    std::lock_guard lk(mu_);
+    done = std::move(done_);
+    done_ = nullptr;
+  }
+  if (done) done(std::move(r));
+}
+
+void DeleteWaiter::cancel() {
+  kv::WatcherId id = 0;
+  {
+    std::lock_guard lk(mu_);
+    done_ = nullptr;
+    id = watcher_;
+    watcher_ = 0;
+  }
+  if (id != 0) node_->watch_hub().remove(id);
+}
+
+// ---------------------------------------------------------------- Gate
+
+class GateReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit GateReactor(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  void OnCancel() override { gate_->cancelled(); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+};
+
+grpc::ServerUnaryReactor* Gate::make(std::shared_ptr<Gate>* gate) {
+  *gate = std::make_shared<Gate>();
+  auto* r = new GateReactor(*gate);
+  (*gate)->reactor_ = r;
+  return r;
+}
+
+bool Gate::finish(const grpc::Status& st, const std::function<void()>& fill) {
+  {
+    std::lock_guard lk(mu_);
+    if (ended_) return false;
+    ended_ = true;
+    if (fill) fill();
+  }
+  reactor_->Finish(st);
+  return true;
+}
+
+bool Gate::ended() {
+  std::lock_guard lk(mu_);
+  return ended_;
+}
+
+bool Gate::set_on_cancel(std::function<void()> fn) {
+  std::lock_guard lk(mu_);
+  if (ended_) return false;
+  on_cancel_ = std::move(fn);
+  return true;
+}
+
+void Gate::cancelled() {
+  std::function<void()> fn;
+  {
+    std::lock_guard lk(mu_);
+    if (ended_) return;
+    ended_ = true;
+    fn = std::move(on_cancel_);
+    on_cancel_ = nullptr;
+  }
+  if (fn) fn();
+  reactor_->Finish(grpc::Status::CANCELLED);
+}
+
+}  // namespace raftkv::api::coordination
