@@ -349,6 +349,20 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
       ->capture_default_str()
       ->expected(0, 1)
       ->default_str("true");
+  app.add_option("--strict-reconfig-check", c.strict_reconfig_check,
+                 "Reject reconfiguration requests that would cause quorum loss.")
+      ->envname(env("strict-reconfig-check"))
+      ->capture_default_str()
+      ->expected(0, 1)
+      ->default_str("true");
+  opt("max-learners", c.max_learners,
+      "Maximum number of learner members in the cluster (etcd allows 1).");
+  app.add_option("--auto-promote-learners", c.auto_promote_learners,
+                 "The leader promotes a learner to voter once it has caught up with the log.")
+      ->envname(env("auto-promote-learners"))
+      ->capture_default_str()
+      ->expected(0, 1)
+      ->default_str("false");
 
   try {
     app.parse(argc, argv);

@@ -66,6 +66,15 @@ struct Config {
   uint32_t max_txn_ops = 128;
   LogLevel log_level = LogLevel::kInfo;
   bool pre_vote = true;
+  /// Refuse a membership change that would leave fewer started voters than a
+  /// quorum (etcd's --strict-reconfig-check, default true).
+  bool strict_reconfig_check = true;
+
+  // --- raftkv flags (beyond etcd; docs/operations.md, "Learners")
+  /// Learners the cluster may hold at once (etcd: always 1).
+  uint32_t max_learners = 1;
+  /// The leader promotes a learner to voter once it has caught up.
+  bool auto_promote_learners = false;
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.
