@@ -580,7 +580,7 @@ void Node::move_leader(uint64_t target, MemberCallback done) {
     done(too_many_requests());
     return;
   }
-  new_moves_.push_back(LeaderMove{target, std::move(done), Clock::now() + request_timeout_});
+  new_moves_.push_back(LeaderMove{target, false, std::move(done), Clock::now() + request_timeout_});
   inbox_cv_.notify_one();
 }
 

@@ -13,6 +13,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import membership_util as mu  # noqa: E402
 from membership_util import h  # noqa: E402
 
+import grpc  # noqa: E402
+from etcd3 import etcdrpc  # noqa: E402
+
 
 class MemberCommands(unittest.TestCase):
     def setUp(self):
@@ -55,9 +58,14 @@ class MemberCommands(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, r.stderr)
             time.sleep(0.2)
         self.assertIn("promoted", r.stdout)
-        listed = {m["ID"]: m for m in mu.member_list(n4.endpoint)}
+        deadline = time.monotonic() + 10
+        while True:  # n4 publishes its name once it has a leader
+            listed = {m["ID"]: m for m in mu.member_list(n4.endpoint)}
+            if listed[lid].get("name") == "n4":
+                break
+            self.assertLess(time.monotonic(), deadline, listed)
+            time.sleep(0.1)
         self.assertFalse(listed[lid].get("isLearner"))
-        self.assertEqual(listed[lid].get("name"), "n4")
         # Promoting a voter is refused.
         r = mu.ctl(self.eps, "member", "promote", mu.hex_id(lid))
         self.assertIn("etcdserver: can only promote a learner member", r.stderr)
@@ -90,9 +98,17 @@ class MemberCommands(unittest.TestCase):
         target = followers[0]
         tid = mu.member_id(leader.endpoint, target.name)
 
-        r = mu.ctl(followers[1].endpoint, "move-leader", mu.hex_id(tid))
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("etcdserver: not leader", r.stderr)
+        # etcdctl only ever sends MoveLeader to the leader; ask a follower directly.
+        channel = grpc.insecure_channel(followers[1].endpoint)
+        try:
+            etcdrpc.MaintenanceStub(channel).MoveLeader(etcdrpc.MoveLeaderRequest(targetID=tid),
+                                                       timeout=10)
+            self.fail("MoveLeader on a follower succeeded")
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.FAILED_PRECONDITION)
+            self.assertEqual(e.details(), "etcdserver: not leader")
+        finally:
+            channel.close()
         r = mu.ctl(leader.endpoint, "move-leader", "1234")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("etcdserver: bad leader transferee", r.stderr)
