@@ -127,11 +127,11 @@ Status not_enough_started() {
       "etcdserver: re-configuration failed due to not enough started members");
 }
 
-// Voters after the change and how many of them have started; `extra_started`
-// counts a voter the change brings in that is already running (a promoted
-// learner).
-bool quorum_started(size_t voters, size_t started) {
-  if (voters == 2 && started == 1) return true;  // etcd: joining a restored one-member cluster
+// Voters after the change and how many of them have started. When growing,
+// etcd lets a lone voter get a second one (joining a restored one-member
+// cluster); when shrinking it has no such exception.
+bool quorum_started(size_t voters, size_t started, bool growing) {
+  if (growing && voters == 2 && started == 1) return true;
   return started >= voters / 2 + 1;
 }
 
@@ -177,7 +177,7 @@ Status check_member_change(const MembershipView& view, const MemberChange& c) {
         }
         return Status::ok();  // a learner never counts towards a quorum
       }
-      if (view.strict_reconfig_check && !quorum_started(voters + 1, started_voters)) {
+      if (view.strict_reconfig_check && !quorum_started(voters + 1, started_voters, true)) {
         return not_enough_started();
       }
       return Status::ok();
@@ -186,7 +186,8 @@ Status check_member_change(const MembershipView& view, const MemberChange& c) {
       if (it == members.end()) return Status::not_found("etcdserver: member not found");
       if (is_learner || !view.strict_reconfig_check) return Status::ok();
       if (voters <= 1) return not_enough_started();  // the last voter cannot leave
-      if (!quorum_started(voters - 1, started_voters - (member_started(it->second) ? 1 : 0))) {
+      if (!quorum_started(voters - 1, started_voters - (member_started(it->second) ? 1 : 0),
+                          false)) {
         return not_enough_started();
       }
       return Status::ok();
@@ -201,7 +202,8 @@ Status check_member_change(const MembershipView& view, const MemberChange& c) {
         return Status::failed_precondition("etcdserver: can only promote a learner member");
       }
       if (view.strict_reconfig_check &&
-          !quorum_started(voters + 1, started_voters + (member_started(it->second) ? 1 : 0))) {
+          !quorum_started(voters + 1, started_voters + (member_started(it->second) ? 1 : 0),
+                          true)) {
         return not_enough_started();
       }
       return Status::ok();

@@ -78,6 +78,8 @@ class GrowShrink(unittest.TestCase):
             r = mu.ctl(eps(), "member", "remove", mu.hex_id(ids[name]))
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(mu.wait_exit(node), 0)
+            self.assertIn("was removed from the cluster", mu.log_text(node))
+            cluster.nodes.remove(node)
             time.sleep(0.3)
         self.assertEqual(sorted(m["name"] for m in mu.member_list(n1.endpoint)),
                          ["n1", "n2", "n3"])
