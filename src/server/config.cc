@@ -235,13 +235,17 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   std::set<std::string> urls;
   for (const std::string& entry : split(c.initial_cluster, ',')) {
     const size_t eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+    // etcdctl member add prints "=URL" for members added but not started
+    // yet (they have no name); with state existing only the URLs matter.
+    const bool unnamed_ok = c.initial_cluster_state == ClusterState::kExisting;
+    if (eq == std::string::npos || (eq == 0 && !unnamed_ok) || eq + 1 == entry.size()) {
       return Status::invalid_argument("--initial-cluster entry \"" + entry +
                                       "\" must have the form name=http://host:port");
     }
-    const std::string name = trim(entry.substr(0, eq));
+    std::string name = trim(entry.substr(0, eq));
     Result<std::string> url = check_url("--initial-cluster", entry.substr(eq + 1), false);
     if (!url) return url.status();
+    if (name.empty()) name = "(unstarted) " + *url;
     if (by_name.count(name) != 0) {
       return Status::invalid_argument("--initial-cluster lists member \"" + name +
                                       "\" more than once; raftkv supports exactly one peer URL "

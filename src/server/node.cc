@@ -361,22 +361,28 @@ Status Node::join_existing_cluster() {
         last_error = im.peer_url + ": " + gs.error_message();
         continue;
       }
+      // A member that is itself still catching up may not list this one yet:
+      // ask the next.
+      MemberTable peers;
+      uint64_t me = 0;
       for (const raftkvpb::MemberInfo& m : resp.members()) {
         MemberRecord r;
         r.id = m.id();
         r.name = m.name();
         r.peer_urls.assign(m.peer_urls().begin(), m.peer_urls().end());
-        if (r.id != 0) join_peers_[r.id] = r;
+        if (r.id != 0) peers[r.id] = r;
         if (std::find(r.peer_urls.begin(), r.peer_urls.end(), my_url) != r.peer_urls.end()) {
-          member_id_ = r.id;
+          me = r.id;
         }
       }
-      if (member_id_ == 0 || resp.cluster_id() == 0) {
-        return Status::failed_precondition(
-            "this member's peer URL " + my_url + " is not in the member list of the cluster at " +
-            im.peer_url + ": add it first (etcdctl member add " + cfg_.name + " --peer-urls=" +
-            my_url + ")");
+      if (me == 0 || resp.cluster_id() == 0) {
+        last_error = "this member's peer URL " + my_url + " is not in the member list of the "
+                     "cluster at " + im.peer_url + ": add it first (etcdctl member add " +
+                     cfg_.name + " --peer-urls=" + my_url + ")";
+        continue;
       }
+      member_id_ = me;
+      join_peers_ = std::move(peers);
       cluster_id_ = resp.cluster_id();
       join_peers_.erase(member_id_);
       spdlog::info("joining the existing cluster {} as member {} (learned from {})",
@@ -384,8 +390,8 @@ Status Node::join_existing_cluster() {
       return Status::ok();
     }
   }
-  return Status::unavailable("--initial-cluster-state existing: cannot reach a running member "
-                             "of --initial-cluster to join the cluster (" + last_error + ")");
+  return Status::unavailable("--initial-cluster-state existing: cannot join through any member "
+                             "of --initial-cluster (" + last_error + ")");
 }
 
 Status Node::recover_store_from_snapshot() {

@@ -81,7 +81,10 @@ def join(workdir, endpoints, name, extra_args=(), learner=False, node=None):
     """Adds a member and starts it with --initial-cluster-state existing."""
     n = node or h.Node("raftkv", name, workdir, extra_args=list(FAST) + list(extra_args))
     mid, initial_cluster = add_member(endpoints, name, n.peer_url, learner=learner)
-    n.start(initial_cluster, "existing")
+    try:
+        n.start(initial_cluster, "existing")
+    except RuntimeError as e:
+        raise AssertionError(f"{name} did not start: {e}\n{n.log_tail()}") from e
     return n, mid
 
 

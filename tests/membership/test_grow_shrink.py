@@ -110,7 +110,7 @@ class GrowShrink(unittest.TestCase):
         missing = [(k, v) for k, v in writer.acked if got.get(k) != v]
         self.assertEqual(missing, [], f"{len(missing)} acknowledged writes lost")
         for n in cluster.nodes:
-            r = mu.ctl(n.endpoint, "get", "w/", "--prefix", "--count-only", "--consistency=s",
+            r = mu.ctl(n.endpoint, "get", "w/", "--prefix", "--keys-only", "--consistency=s",
                        "-w", "json")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(f'"count":{len(got)}', r.stdout.replace(" ", ""))
