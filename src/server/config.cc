@@ -361,12 +361,11 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
       ->default_str("true");
   opt("max-learners", c.max_learners,
       "Maximum number of learner members in the cluster (etcd allows 1).");
-  app.add_option("--auto-promote-learners", c.auto_promote_learners,
-                 "The leader promotes a learner to voter once it has caught up with the log.")
+  app.add_flag("--auto-promote-learners", c.auto_promote_learners,
+               "The leader promotes a learner to voter once it has caught up with the log "
+               "(--auto-promote-learners or --auto-promote-learners=true).")
       ->envname(env("auto-promote-learners"))
-      ->capture_default_str()
-      ->expected(0, 1)
-      ->default_str("false");
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
