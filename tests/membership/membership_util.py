@@ -70,7 +70,7 @@ def add_member(endpoints, name, peer_url, learner=False):
         args.append("--learner")
     r = ctl(endpoints, *args)
     assert r.returncode == 0, r.stderr
-    m = re.search(r"Member ([0-9a-f]+) added", r.stdout)
+    m = re.search(r"Member +([0-9a-f]+) added", r.stdout)
     ic = re.search(r'ETCD_INITIAL_CLUSTER="([^"]*)"', r.stdout)
     assert m and ic, r.stdout
     assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in r.stdout
