@@ -1,4 +1,4 @@
-// etcdserverpb.Maintenance: Status.
+// etcdserverpb.Maintenance: Status, MoveLeader.
 #include "api/service_util.h"
 
 #include <thread>
@@ -32,6 +32,21 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
     reply->mutable_header()->set_revision(store->revision());
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  ServerUnaryReactor* MoveLeader(CallbackServerContext* ctx,
+                                 const etcdserverpb::MoveLeaderRequest* req,
+                                 etcdserverpb::MoveLeaderResponse* reply) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    node_->move_leader(req->targetid(), [this, reactor, reply](raftkv::Status st) {
+      if (!st.is_ok()) {
+        reactor->Finish(to_grpc_status(st));
+        return;
+      }
+      fill_header(node_, reply->mutable_header());
+      reactor->Finish(grpc::Status::OK);
+    });
     return reactor;
   }
 

@@ -249,13 +249,17 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   std::set<std::string> urls;
   for (const std::string& entry : split(c.initial_cluster, ',')) {
     const size_t eq = entry.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+    // etcdctl member add prints "=URL" for members added but not started
+    // yet (they have no name); with state existing only the URLs matter.
+    const bool unnamed_ok = c.initial_cluster_state == ClusterState::kExisting;
+    if (eq == std::string::npos || (eq == 0 && !unnamed_ok) || eq + 1 == entry.size()) {
       return Status::invalid_argument("--initial-cluster entry \"" + entry +
                                       "\" must have the form name=http://host:port");
     }
-    const std::string name = trim(entry.substr(0, eq));
+    std::string name = trim(entry.substr(0, eq));
     Result<std::string> url = check_url("--initial-cluster", entry.substr(eq + 1), false);
     if (!url) return url.status();
+    if (name.empty()) name = "(unstarted) " + *url;
     if (by_name.count(name) != 0) {
       return Status::invalid_argument("--initial-cluster lists member \"" + name +
                                       "\" more than once; raftkv supports exactly one peer URL "
@@ -415,6 +419,19 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
       ->capture_default_str()
       ->expected(0, 1)
       ->default_str("true");
+  app.add_option("--strict-reconfig-check", c.strict_reconfig_check,
+                 "Reject reconfiguration requests that would cause quorum loss.")
+      ->envname(env("strict-reconfig-check"))
+      ->capture_default_str()
+      ->expected(0, 1)
+      ->default_str("true");
+  opt("max-learners", c.max_learners,
+      "Maximum number of learner members in the cluster (etcd allows 1).");
+  app.add_flag("--auto-promote-learners", c.auto_promote_learners,
+               "The leader promotes a learner to voter once it has caught up with the log "
+               "(--auto-promote-learners or --auto-promote-learners=true).")
+      ->envname(env("auto-promote-learners"))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

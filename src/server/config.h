@@ -80,6 +80,15 @@ struct Config {
   /// default 10m): how often watchers created with progress_notify get an
   /// empty response carrying the revision when no event reached them.
   uint64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
+  /// Refuse a membership change that would leave fewer started voters than a
+  /// quorum (etcd's --strict-reconfig-check, default true).
+  bool strict_reconfig_check = true;
+
+  // --- raftkv flags (beyond etcd; docs/operations.md, "Learners")
+  /// Learners the cluster may hold at once (etcd: always 1).
+  uint32_t max_learners = 1;
+  /// The leader promotes a learner to voter once it has caught up.
+  bool auto_promote_learners = false;
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.

@@ -8,6 +8,7 @@
 // and the process exits 0.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR2);  // raised by the node when it was removed from the cluster
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -80,9 +82,15 @@ int main(int argc, char** argv) {
   spdlog::info("serving clients: urls={} advertise={} peers={}", cfg.listen_client_urls[0],
                cfg.advertise_client_urls[0], cfg.listen_peer_urls[0]);
 
+  (*node)->set_removed_listener([] { kill(getpid(), SIGUSR2); });
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (sig == SIGUSR2) {
+    spdlog::info("this member was removed from the cluster, shutting down");
+  } else {
+    spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  }
   (*node)->clear_leader_listeners();
   (*clients)->shutdown(static_cast<int>(std::min<int64_t>(3000, (*node)->request_timeout().count())));
   clients->reset();

@@ -1,5 +1,10 @@
 #include "server/members.h"
 
+#include <algorithm>
+
+#include "server/config.h"
+#include "transport/transport.h"
+
 namespace raftkv::server {
 namespace {
 
@@ -106,6 +111,117 @@ Result<MemberTable> decode_member_table(std::string_view bytes) {
   }
   if (!r.done()) return Status::corruption("member table: trailing bytes");
   return t;
+}
+
+}  // namespace raftkv::server
+
+// ---------------------------------------------------------------------------
+// Membership-change rules
+
+namespace raftkv::server {
+namespace {
+
+Status bad_urls() { return Status::invalid_argument("etcdserver: given member URLs are invalid"); }
+Status not_enough_started() {
+  return Status::failed_precondition(
+      "etcdserver: re-configuration failed due to not enough started members");
+}
+
+// Voters after the change and how many of them have started. When growing,
+// etcd lets a lone voter get a second one (joining a restored one-member
+// cluster); when shrinking it has no such exception.
+bool quorum_started(size_t voters, size_t started, bool growing) {
+  if (growing && voters == 2 && started == 1) return true;
+  return started >= voters / 2 + 1;
+}
+
+}  // namespace
+
+Status check_member_change(const MembershipView& view, const MemberChange& c) {
+  const MemberTable& members = view.members;
+  size_t voters = 0, started_voters = 0;
+  for (const auto& [id, m] : members) {
+    if (view.learners.count(id) != 0) continue;
+    ++voters;
+    if (member_started(m)) ++started_voters;
+  }
+  auto url_in_use = [&](uint64_t except) {
+    for (const auto& [id, m] : members) {
+      if (id == except) continue;
+      for (const std::string& u : m.peer_urls) {
+        if (std::find(c.peer_urls.begin(), c.peer_urls.end(), u) != c.peer_urls.end()) return true;
+      }
+    }
+    return false;
+  };
+  auto check_urls = [&]() -> Status {
+    if (c.peer_urls.empty()) return bad_urls();
+    for (const std::string& u : c.peer_urls) {
+      if (!transport::grpc_target_from_url(u).is_ok()) return bad_urls();
+    }
+    return Status::ok();
+  };
+  const auto it = members.find(c.id);
+  const bool is_learner = view.learners.count(c.id) != 0;
+  switch (c.kind) {
+    case MemberChangeKind::kAddVoter:
+    case MemberChangeKind::kAddLearner: {
+      RAFTKV_RETURN_IF_ERROR(check_urls());
+      if (c.id == 0 || it != members.end()) {
+        return Status::failed_precondition("etcdserver: member ID already exist");
+      }
+      if (url_in_use(0)) return Status::failed_precondition("etcdserver: Peer URLs already exists");
+      if (c.kind == MemberChangeKind::kAddLearner) {
+        if (view.learners.size() >= view.max_learners) {
+          return Status::failed_precondition("etcdserver: too many learner members in cluster");
+        }
+        return Status::ok();  // a learner never counts towards a quorum
+      }
+      if (view.strict_reconfig_check && !quorum_started(voters + 1, started_voters, true)) {
+        return not_enough_started();
+      }
+      return Status::ok();
+    }
+    case MemberChangeKind::kRemove:
+      if (it == members.end()) return Status::not_found("etcdserver: member not found");
+      if (is_learner || !view.strict_reconfig_check) return Status::ok();
+      if (voters <= 1) return not_enough_started();  // the last voter cannot leave
+      if (!quorum_started(voters - 1, started_voters - (member_started(it->second) ? 1 : 0),
+                          false)) {
+        return not_enough_started();
+      }
+      return Status::ok();
+    case MemberChangeKind::kUpdate:
+      RAFTKV_RETURN_IF_ERROR(check_urls());
+      if (it == members.end()) return Status::not_found("etcdserver: member not found");
+      if (url_in_use(c.id)) return Status::failed_precondition("etcdserver: Peer URLs already exists");
+      return Status::ok();
+    case MemberChangeKind::kPromote:
+      if (it == members.end()) return Status::not_found("etcdserver: member not found");
+      if (!is_learner) {
+        return Status::failed_precondition("etcdserver: can only promote a learner member");
+      }
+      if (view.strict_reconfig_check &&
+          !quorum_started(voters + 1, started_voters + (member_started(it->second) ? 1 : 0),
+                          true)) {
+        return not_enough_started();
+      }
+      return Status::ok();
+  }
+  return Status::invalid_argument("unknown membership change");
+}
+
+bool learner_in_sync(uint64_t learner_match, uint64_t leader_match) {
+  // etcd's readyPercent: 0.9, in integers.
+  return learner_match * 10 >= leader_match * 9;
+}
+
+uint64_t new_member_id(std::vector<std::string> peer_urls, std::string_view cluster_token,
+                       uint64_t unix_nanos) {
+  std::string salt(cluster_token);
+  salt += std::to_string(unix_nanos);
+  uint64_t id = derive_member_id(std::move(peer_urls), salt);
+  return id == 0 ? 1 : id;
 }
 
 }  // namespace raftkv::server

@@ -23,6 +23,7 @@
 #include "server/snapshot_image.h"
 #include "transport/snapshot_sink.h"
 #include "transport/transport.h"
+#include "raftkv/membership.grpc.pb.h"
 
 namespace raftkv::server {
 
@@ -144,6 +145,39 @@ bool is_publish(const raft::Entry& e) {
   return e.type == raft::EntryType::kNormal && !e.data.empty() && e.data[0] == '\0';
 }
 
+constexpr char kMemberUpdateTag = '\x01';
+
+bool is_member_update(const raft::Entry& e) {
+  return e.type == raft::EntryType::kNormal && !e.data.empty() && e.data[0] == kMemberUpdateTag;
+}
+
+Status not_leader() { return Status::failed_precondition("etcdserver: not leader"); }
+
+// Serves the member table to members that join (membership.proto).
+class MembershipService final : public raftkvpb::PeerMembership::CallbackService {
+ public:
+  explicit MembershipService(Node* node) : node_(node) {}
+  grpc::ServerUnaryReactor* Members(grpc::CallbackServerContext* ctx,
+                                    const raftkvpb::MembershipRequest*,
+                                    raftkvpb::MembershipResponse* reply) override {
+    reply->set_cluster_id(node_->cluster_id());
+    for (const MemberInfo& m : node_->member_list()) {
+      raftkvpb::MemberInfo* out = reply->add_members();
+      out->set_id(m.record.id);
+      out->set_name(m.record.name);
+      for (const auto& u : m.record.peer_urls) out->add_peer_urls(u);
+      for (const auto& u : m.record.client_urls) out->add_client_urls(u);
+      out->set_is_learner(m.is_learner);
+    }
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  Node* node_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -197,20 +231,18 @@ Status Node::open() {
                                          ": not a raftkv data directory this version wrote");
     }
     if (cfg_.initial_cluster_state == ClusterState::kExisting) {
-      return Status::failed_precondition(
-          "--initial-cluster-state existing needs a data directory that already holds this "
-          "member's log (" + dir + " is empty); joining a running cluster by member add is not "
-          "supported yet: bootstrap with --initial-cluster-state new");
+      // A member added with MemberAdd: learn the cluster id and this member's
+      // id from the running members.
+      RAFTKV_RETURN_IF_ERROR(join_existing_cluster());
+    } else {
+      cluster_id_ = cfg_.cluster_id;
+      member_id_ = cfg_.member_id;
     }
-    cluster_id_ = cfg_.cluster_id;
-    member_id_ = cfg_.member_id;
     RAFTKV_RETURN_IF_ERROR(write_file_atomic(dir, kMetaFile, encode_meta(cluster_id_, member_id_)));
   }
-  if (log_empty) {
-    if (cfg_.initial_cluster_state == ClusterState::kExisting) {
-      return Status::failed_precondition("--initial-cluster-state existing, but " + dir +
-                                         " holds no log to start from");
-    }
+  // A joining member starts with an empty log and configuration: the leader
+  // sends it the log (or a snapshot) that adds it.
+  if (log_empty && cfg_.initial_cluster_state == ClusterState::kNew) {
     RAFTKV_RETURN_IF_ERROR(bootstrap_new_cluster());
   }
 
@@ -237,6 +269,7 @@ Status Node::open() {
   persisted_commit_ = hard_state_.commit;
   applied_conf_ = init->second;
   applied_conf_raft_ = init->second;
+  for (raft::NodeId id : applied_conf_.learners) learners_.insert(id.value());
   term_ = hard_state_.term.value();
   commit_index_ = hard_state_.commit.value();
   last_index_ = log_->last_index().value();
@@ -307,6 +340,62 @@ Status Node::bootstrap_new_cluster() {
   return log_->save(&hs, entries);
 }
 
+Status Node::join_existing_cluster() {
+  // etcd's way: ask the members of --initial-cluster (other than this one)
+  // for the member table, and find this member in it by its peer URL.
+  const std::string& my_url = cfg_.initial_advertise_peer_urls.front();
+  std::string last_error = "no other member in --initial-cluster";
+  const auto give_up = Clock::now() + request_timeout_;
+  for (int round = 0; Clock::now() < give_up; ++round) {
+    if (round > 0) std::this_thread::sleep_for(500ms);
+    for (const InitialMember& im : cfg_.initial_members) {
+      if (im.peer_url == my_url) continue;
+      Result<std::string> target = transport::grpc_target_from_url(im.peer_url);
+      if (!target) continue;
+      auto channel = grpc::CreateChannel(*target, grpc::InsecureChannelCredentials());
+      auto stub = raftkvpb::PeerMembership::NewStub(channel);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+      raftkvpb::MembershipRequest req;
+      raftkvpb::MembershipResponse resp;
+      grpc::Status gs = stub->Members(&ctx, req, &resp);
+      if (!gs.ok()) {
+        last_error = im.peer_url + ": " + gs.error_message();
+        continue;
+      }
+      // A member that is itself still catching up may not list this one yet:
+      // ask the next.
+      MemberTable peers;
+      uint64_t me = 0;
+      for (const raftkvpb::MemberInfo& m : resp.members()) {
+        MemberRecord r;
+        r.id = m.id();
+        r.name = m.name();
+        r.peer_urls.assign(m.peer_urls().begin(), m.peer_urls().end());
+        if (r.id != 0) peers[r.id] = r;
+        if (std::find(r.peer_urls.begin(), r.peer_urls.end(), my_url) != r.peer_urls.end()) {
+          me = r.id;
+        }
+      }
+      if (me == 0 || resp.cluster_id() == 0) {
+        last_error = "this member's peer URL " + my_url + " is not in the member list of the "
+                     "cluster at " + im.peer_url + ": add it first (etcdctl member add " +
+                     cfg_.name + " --peer-urls=" + my_url + ")";
+        continue;
+      }
+      member_id_ = me;
+      join_peers_ = std::move(peers);
+      cluster_id_ = resp.cluster_id();
+      join_peers_.erase(member_id_);
+      spdlog::info("joining the existing cluster {} as member {} (learned from {})",
+                   format_id(cluster_id_), format_id(member_id_), im.peer_url);
+      return Status::ok();
+    }
+  }
+  return Status::unavailable("--initial-cluster-state existing: cannot join through any member "
+                             "of --initial-cluster (" + last_error + ")");
+}
+
 Status Node::recover_store_from_snapshot() {
   Result<raft::Snapshot> snap = log_->snapshot();
   if (!snap) return snap.status();
@@ -359,6 +448,8 @@ Status Node::start_network() {
   // A batch is ~1 MiB, but a single entry may be as large as a request.
   b.SetMaxReceiveMessageSize(static_cast<int>(2 * kMaxRequestBytes + (16 << 20)));
   transport_->register_service(b);
+  membership_service_ = std::make_unique<MembershipService>(this);
+  b.RegisterService(membership_service_.get());
   peer_server_ = b.BuildAndStart();
   if (!peer_server_ || std::any_of(ports.begin(), ports.end(), [](int p) { return p == 0; })) {
     return Status::unavailable("cannot listen for peers on " + cfg_.listen_peer_urls[0] +
@@ -372,6 +463,7 @@ Status Node::start_network() {
       }
     }
   }
+  for (const auto& [id, m] : join_peers_) add_peer_locked_table(m);
   for (const auto& [id, m] : members_) add_peer_locked_table(m);
   return Status::ok();
 }
@@ -457,12 +549,62 @@ NodeStatusView Node::status() const {
   v.last_index = last_index_.load();
   v.commit_index = commit_index_.load();
   v.applied_index = store()->applied_index().value();
+  {
+    std::lock_guard lk(members_mu_);
+    v.is_learner = learners_.count(member_id_) != 0;
+  }
   return v;
 }
 
 MemberTable Node::members() const {
   std::lock_guard lk(members_mu_);
   return members_;
+}
+
+std::vector<MemberInfo> Node::member_list() const {
+  std::lock_guard lk(members_mu_);
+  std::vector<MemberInfo> out;
+  out.reserve(members_.size());
+  for (const auto& [id, m] : members_) out.push_back(MemberInfo{m, learners_.count(id) != 0});
+  return out;
+}
+
+void Node::change_members(MemberChange change, MemberCallback done) {
+  std::unique_lock lk(inbox_mu_);
+  if (stopping_) {
+    lk.unlock();
+    done(stopped());
+    return;
+  }
+  if (new_member_ops_.size() >= limits_.max_member_ops) {
+    lk.unlock();
+    done(too_many_requests());
+    return;
+  }
+  new_member_ops_.push_back(MemberOp{std::move(change), std::move(done), Clock::now() + request_timeout_});
+  inbox_cv_.notify_one();
+}
+
+void Node::move_leader(uint64_t target, MemberCallback done) {
+  std::unique_lock lk(inbox_mu_);
+  if (stopping_) {
+    lk.unlock();
+    done(stopped());
+    return;
+  }
+  if (new_moves_.size() >= limits_.max_member_ops) {
+    lk.unlock();
+    done(too_many_requests());
+    return;
+  }
+  new_moves_.push_back(LeaderMove{target, false, std::move(done), Clock::now() + request_timeout_});
+  inbox_cv_.notify_one();
+}
+
+void Node::set_removed_listener(std::function<void()> fn) {
+  std::lock_guard lk(members_mu_);
+  removed_listener_ = std::move(fn);
+  if (removed_) removed_listener_();
 }
 
 void Node::add_leader_listener(std::function<void(bool)> fn) {
@@ -501,7 +643,8 @@ void Node::raft_loop() {
       std::unique_lock lk(inbox_mu_);
       inbox_cv_.wait_until(lk, next_tick, [this] {
         return stopping_ || !peer_inbox_.empty() || !proposals_.empty() || !new_reads_.empty() ||
-               made_snapshot_.has_value() || !snapshot_reports_.empty();
+               made_snapshot_.has_value() || !snapshot_reports_.empty() ||
+               !new_member_ops_.empty() || !new_moves_.empty();
       });
       if (stopping_) break;
     }
@@ -540,6 +683,14 @@ void Node::drain_inbox() {
     snap.swap(made_snapshot_);
     unreachable.swap(unreachable_);
     snap_reports.swap(snapshot_reports_);
+    while (!new_member_ops_.empty()) {
+      member_ops_.push_back(std::move(new_member_ops_.front()));
+      new_member_ops_.pop_front();
+    }
+    while (!new_moves_.empty()) {
+      moves_.push_back(std::move(new_moves_.front()));
+      new_moves_.pop_front();
+    }
   }
   const auto received = Clock::now();
   for (raft::Message& m : msgs) {
@@ -564,7 +715,235 @@ void Node::drain_inbox() {
   }
   for (ReadWaiter& w : reads) unsent_reads_.push_back(std::move(w));
   issue_reads(false);
+  process_member_ops();
+  process_leader_moves();
   if (snap) persist_local_snapshot(std::move(*snap));
+}
+
+// ---------------------------------------------------------------------------
+// Membership changes and leadership moves (raft loop)
+
+void Node::process_member_ops() {
+  const auto now = Clock::now();
+  while (!member_ops_.empty()) {
+    MemberOp& op = member_ops_.front();
+    if (op.deadline <= now) {
+      MemberCallback done = std::move(op.done);
+      member_ops_.pop_front();
+      done(timeout_status());
+      continue;
+    }
+    {
+      // One change from this member at a time: the next is checked against
+      // the table the previous one produced.
+      std::lock_guard lk(member_wait_mu_);
+      if (member_waiter_) return;
+    }
+    Status st = propose_member_op(op);
+    if (st.code() == Code::kUnavailable && st.message() == "etcdserver: no leader") return;
+    if (st.code() == Code::kAborted) return;  // retried: a conf change or transfer is pending
+    if (!st.is_ok()) {
+      MemberCallback done = std::move(op.done);
+      member_ops_.pop_front();
+      done(std::move(st));
+      continue;
+    }
+    member_ops_.pop_front();
+  }
+}
+
+Status Node::propose_member_op(const MemberOp& op) {
+  const MemberChange& c = op.change;
+  MembershipView view;
+  {
+    std::lock_guard lk(members_mu_);
+    view.members = members_;
+    view.learners = learners_;
+  }
+  view.strict_reconfig_check = cfg_.strict_reconfig_check;
+  view.max_learners = cfg_.max_learners;
+  RAFTKV_RETURN_IF_ERROR(check_member_change(view, c));
+  if (leader_.load() == 0) return no_leader();
+  if (c.kind == MemberChangeKind::kPromote) {
+    // Only the leader knows how far the learner got (etcd forwards the call).
+    if (core_->role() != raft::Role::kLeader) return not_leader();
+    const raft::Progress* pr = core_->tracker().get(raft::NodeId(c.id));
+    if (pr == nullptr ||
+        !learner_in_sync(pr->match.value(), core_->log().last_index().value())) {
+      return Status::failed_precondition(
+          "etcdserver: can only promote a learner member which is in sync with leader");
+    }
+  }
+  std::string payload;
+  Status st;
+  if (c.kind == MemberChangeKind::kUpdate) {
+    MemberRecord rec = view.members.at(c.id);
+    rec.peer_urls = c.peer_urls;
+    payload.assign(1, kMemberUpdateTag);
+    payload += encode_member(rec);
+  } else {
+    raft::ConfChange cc;
+    raft::ConfChangeType type = raft::ConfChangeType::kAddNode;
+    MemberRecord rec;
+    if (c.kind == MemberChangeKind::kAddVoter || c.kind == MemberChangeKind::kAddLearner) {
+      rec.id = c.id;
+      rec.peer_urls = c.peer_urls;
+      if (c.kind == MemberChangeKind::kAddLearner) type = raft::ConfChangeType::kAddLearner;
+    } else if (c.kind == MemberChangeKind::kRemove) {
+      type = raft::ConfChangeType::kRemoveNode;
+    } else {
+      rec = view.members.at(c.id);  // promote: keep the member's record
+    }
+    cc.changes.push_back({type, raft::NodeId(c.id)});
+    if (rec.id != 0) cc.context = encode_member(rec);
+    payload = raft::encode_conf_change(cc);
+  }
+  {
+    std::lock_guard lk(member_wait_mu_);
+    member_waiter_ = MemberWaiter{payload, op.done, op.deadline};
+  }
+  if (c.kind == MemberChangeKind::kUpdate) {
+    st = core_->propose(payload);
+  } else {
+    Result<raft::ConfChange> cc = raft::decode_conf_change(payload);
+    RAFTKV_CHECK(cc.is_ok());
+    st = core_->propose_conf_change(*cc);
+  }
+  if (st.is_ok()) {
+    spdlog::info("membership change proposed: {} member {}",
+                 c.kind == MemberChangeKind::kAddVoter     ? "add"
+                 : c.kind == MemberChangeKind::kAddLearner ? "add learner"
+                 : c.kind == MemberChangeKind::kRemove     ? "remove"
+                 : c.kind == MemberChangeKind::kUpdate     ? "update"
+                                                           : "promote",
+                 format_id(c.id));
+    return st;
+  }
+  {
+    std::lock_guard lk(member_wait_mu_);
+    member_waiter_.reset();
+  }
+  // A change not yet applied, a joint configuration being left or a leader
+  // transfer: retried on the next round (until the deadline).
+  if (st.code() == Code::kFailedPrecondition || st.code() == Code::kAborted) {
+    return Status::aborted(st.message());
+  }
+  return map_core_error(st);
+}
+
+void Node::finish_member_waiter(const std::string& payload, Status st) {
+  MemberCallback done;
+  {
+    std::lock_guard lk(member_wait_mu_);
+    if (!member_waiter_ || member_waiter_->payload != payload) return;
+    done = std::move(member_waiter_->done);
+    member_waiter_.reset();
+  }
+  done(std::move(st));
+  std::lock_guard lk(inbox_mu_);
+  inbox_cv_.notify_one();  // the next queued change may go
+}
+
+void Node::process_leader_moves() {
+  const auto now = Clock::now();
+  for (auto it = moves_.begin(); it != moves_.end();) {
+    LeaderMove& mv = *it;
+    std::optional<Status> result;
+    if (!mv.started) {
+      mv.started = true;
+      const raft::NodeStatus ns = core_->status();
+      const bool voter = std::find(ns.config.voters.begin(), ns.config.voters.end(),
+                                   raft::NodeId(mv.target)) != ns.config.voters.end();
+      if (core_->role() != raft::Role::kLeader) {
+        result = not_leader();
+      } else if (mv.target == member_id_) {
+        result = Status::ok();
+      } else if (!voter) {
+        result = Status::failed_precondition("etcdserver: bad leader transferee");
+      } else {
+        spdlog::info("moving leadership to {}", format_id(mv.target));
+        Status st = core_->transfer_leadership(raft::NodeId(mv.target));
+        if (!st.is_ok()) {
+          result = st.code() == Code::kInvalidArgument
+                       ? Status::failed_precondition("etcdserver: bad leader transferee")
+                       : map_core_error(st);
+        }
+      }
+    }
+    if (!result && leader_.load() == mv.target) result = Status::ok();
+    if (!result && mv.deadline <= now) {
+      result = Status::unavailable("etcdserver: request timed out, leader transfer took too long");
+    }
+    if (result) {
+      MemberCallback done = std::move(mv.done);
+      it = moves_.erase(it);
+      done(std::move(*result));
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::notify_removed_members() {
+  // A removed member stops replicating at once, so it may never hear that the
+  // entry removing it committed. For a while the leader tells it, with the
+  // append the Raft rules allow (prev = the removal entry, commit = its index:
+  // accepted only by a log holding that entry); then its transport peer goes.
+  const auto now = Clock::now();
+  std::vector<raft::Message> msgs;
+  for (auto it = removal_notices_.begin(); it != removal_notices_.end();) {
+    const RemovalNotice& n = it->second;
+    if (now >= n.until) {
+      transport_->remove_peer(it->first);
+      it = removal_notices_.erase(it);
+      continue;
+    }
+    if (core_->role() == raft::Role::kLeader) {
+      raft::Message m;
+      m.type = raft::MessageType::kAppend;
+      m.from = raft::NodeId(member_id_);
+      m.to = it->first;
+      m.term = core_->term();
+      m.log_term = n.log_term;
+      m.index = n.index;
+      m.commit = n.index;
+      msgs.push_back(std::move(m));
+    }
+    ++it;
+  }
+  if (!msgs.empty()) transport_->send(std::move(msgs));
+}
+
+void Node::maybe_auto_promote() {
+  if (!cfg_.auto_promote_learners || core_->role() != raft::Role::kLeader) return;
+  const auto now = Clock::now();
+  if (now - last_auto_promote_ < std::chrono::milliseconds(cfg_.election_timeout_ms)) return;
+  if (!member_ops_.empty()) return;
+  {
+    std::lock_guard lk(member_wait_mu_);
+    if (member_waiter_) return;
+  }
+  const raft::Index last = core_->log().last_index();
+  for (raft::NodeId id : applied_conf_raft_.learners) {
+    const raft::Progress* pr = core_->tracker().get(id);
+    if (pr == nullptr || !pr->recent_active || !learner_in_sync(pr->match.value(), last.value())) {
+      continue;
+    }
+    last_auto_promote_ = now;
+    const uint64_t lid = id.value();
+    spdlog::info("learner {} caught up (match {} of {}): promoting it (--auto-promote-learners)",
+                 format_id(lid), pr->match.value(), last.value());
+    member_ops_.push_back(MemberOp{MemberChange{MemberChangeKind::kPromote, lid, {}},
+                                   [lid](Status st) {
+                                     if (!st.is_ok()) {
+                                       spdlog::warn("automatic promotion of {} failed: {}",
+                                                    format_id(lid), st.to_string());
+                                     }
+                                   },
+                                   now + request_timeout_});
+    process_member_ops();
+    return;
+  }
 }
 
 void Node::issue_reads(bool retry_inflight) {
@@ -632,6 +1011,20 @@ void Node::on_tick() {
   metrics_->on_proposals_failed(expired.size());
   for (auto& done : expired) done(timeout_status(), {});
   while (!stalled_.empty() && stalled_.size() > limits_.max_waiting_proposals) stalled_.pop_front();
+  // Membership: the change in flight may have expired; queued ones retry.
+  MemberCallback member_expired;
+  {
+    std::lock_guard lk(member_wait_mu_);
+    if (member_waiter_ && member_waiter_->deadline <= now) {
+      member_expired = std::move(member_waiter_->done);
+      member_waiter_.reset();
+    }
+  }
+  if (member_expired) member_expired(timeout_status());
+  process_member_ops();
+  process_leader_moves();
+  maybe_auto_promote();
+  notify_removed_members();
   // Reads: retry unanswered ones, fail expired ones.
   issue_reads(true);
   auto expire_reads = [&](std::vector<ReadWaiter>& v) {
@@ -735,19 +1128,28 @@ void Node::handle_ready() {
       push_apply(InstallSnapshot{*rd.snapshot});
     }
     if (!rd.committed_entries.empty()) {
+      std::set<raft::Index> rejected;
       for (const raft::Entry& e : rd.committed_entries) {
         if (e.type != raft::EntryType::kConfChange) continue;
         Result<raft::ConfChange> cc = raft::decode_conf_change(e.data);
         RAFTKV_CHECK_MSG(cc.is_ok(), "undecodable conf change in the committed log");
+        for (const raft::ConfChangeSingle& c : cc->changes) {
+          if (c.type == raft::ConfChangeType::kRemoveNode && c.node_id.value() != member_id_) {
+            removal_notices_[c.node_id] = RemovalNotice{
+                e.term, e.index,
+                Clock::now() + std::chrono::milliseconds(2 * cfg_.election_timeout_ms)};
+          }
+        }
         Result<raft::ConfState> cs = core_->apply_conf_change(*cc);
         if (cs) {
           applied_conf_raft_ = *cs;
         } else {
           spdlog::warn("conf change at index {} rejected: {}", e.index.value(),
                        cs.status().to_string());
+          rejected.insert(e.index);
         }
       }
-      push_apply(CommittedBatch{rd.committed_entries, applied_conf_raft_});
+      push_apply(CommittedBatch{rd.committed_entries, applied_conf_raft_, std::move(rejected)});
     }
     for (const raft::ReadState& rs : rd.read_states) {
       auto it = inflight_reads_.find(rs.request_ctx);
@@ -760,6 +1162,7 @@ void Node::handle_ready() {
     if (leader_changed) {
       issue_reads(true);
       last_leader_ = leader_.load();
+      process_leader_moves();
     }
   }
 }
@@ -798,8 +1201,9 @@ void Node::apply_loop() {
   }
 }
 
-void Node::apply_member_payload(const raft::Entry& e) {
+void Node::apply_member_payload(const raft::Entry& e, bool rejected) {
   if (e.type == raft::EntryType::kConfChange) {
+    if (rejected) return;  // the Core refused it on every member alike
     Result<raft::ConfChange> cc = raft::decode_conf_change(e.data);
     RAFTKV_CHECK(cc.is_ok());
     std::lock_guard lk(members_mu_);
@@ -807,7 +1211,15 @@ void Node::apply_member_payload(const raft::Entry& e) {
       const uint64_t id = c.node_id.value();
       if (c.type == raft::ConfChangeType::kRemoveNode) {
         members_.erase(id);
-        if (id != member_id_) transport_->remove_peer(c.node_id);
+        learners_.erase(id);
+        // Another member's transport peer goes later, on the raft loop
+        // (removal_notices_), after it was told of its removal.
+        if (id == member_id_ && !removed_) {
+          removed_ = true;
+          spdlog::warn("this member ({}) was removed from the cluster at index {}: stopping",
+                       format_id(member_id_), e.index.value());
+          if (removed_listener_) removed_listener_();
+        }
         continue;
       }
       Result<MemberRecord> rec = decode_member(cc->context);
@@ -822,10 +1234,17 @@ void Node::apply_member_payload(const raft::Entry& e) {
   }
   Result<MemberRecord> rec = decode_member(std::string_view(e.data).substr(1));
   if (!rec) {
-    spdlog::warn("undecodable publish entry at index {}", e.index.value());
+    spdlog::warn("undecodable member entry at index {}", e.index.value());
     return;
   }
   std::lock_guard lk(members_mu_);
+  if (is_member_update(e)) {
+    auto it = members_.find(rec->id);
+    if (it == members_.end()) return;  // removed meanwhile
+    it->second.peer_urls = rec->peer_urls;
+    add_peer_locked_table(it->second);
+    return;
+  }
   auto it = members_.find(rec->id);
   if (it == members_.end()) return;  // published by a member no longer in the cluster
   it->second.name = rec->name;
@@ -844,12 +1263,24 @@ void Node::apply_committed(CommittedBatch& b) {
   reqs.reserve(b.entries.size());  // no reallocation: batch keeps pointers
   std::vector<kv::ApplyEntry> batch;
   batch.reserve(b.entries.size());
+  std::vector<std::pair<std::string, Status>> member_done;
   for (const raft::Entry& e : b.entries) {
     if (e.index <= applied_index_) continue;  // covered by an installed snapshot
     applied_index_ = e.index;
     applied_term_ = e.term;
-    const bool member_payload = e.type == raft::EntryType::kConfChange || is_publish(e);
-    if (member_payload) apply_member_payload(e);
+    const bool member_payload =
+        e.type == raft::EntryType::kConfChange || is_publish(e) || is_member_update(e);
+    if (member_payload) {
+      const bool rejected = b.rejected.count(e.index) != 0;
+      apply_member_payload(e, rejected);
+      if (e.type == raft::EntryType::kConfChange || is_member_update(e)) {
+        member_done.emplace_back(e.data, rejected ? Status::failed_precondition(
+                                                        "etcdserver: re-configuration failed: "
+                                                        "the change does not fit the current "
+                                                        "configuration")
+                                                  : Status::ok());
+      }
+    }
     if (e.index <= store_applied) continue;  // replayed after a restart
     kv::ApplyEntry ae{e.index, nullptr};
     if (!member_payload && !e.data.empty()) {
@@ -860,6 +1291,12 @@ void Node::apply_committed(CommittedBatch& b) {
     batch.push_back(ae);
   }
   applied_conf_ = b.conf_state;
+  {
+    std::lock_guard lk(members_mu_);
+    learners_.clear();
+    for (raft::NodeId id : applied_conf_.learners) learners_.insert(id.value());
+  }
+  for (auto& [payload, st] : member_done) finish_member_waiter(payload, std::move(st));
   for (size_t off = 0; off < batch.size(); off += kv::Store::kMaxApplyBatchEntries) {
     const size_t n = std::min(batch.size() - off, kv::Store::kMaxApplyBatchEntries);
     std::span<const kv::ApplyEntry> part(batch.data() + off, n);
@@ -936,6 +1373,11 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
   applied_index_ = idx;
   applied_term_ = snap.metadata.term;
   applied_conf_ = snap.metadata.conf_state;
+  {
+    std::lock_guard lk(members_mu_);
+    learners_.clear();
+    for (raft::NodeId id : applied_conf_.learners) learners_.insert(id.value());
+  }
   last_snapshot_index_ = idx;
 }
 

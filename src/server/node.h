@@ -38,6 +38,8 @@
 // Log entry payloads ("server envelope"):
 //   kNormal, empty            the leader's no-op
 //   kNormal, first byte 0x00  publish: 0x00 then a MemberRecord (members.h)
+//   kNormal, first byte 0x01  member update (MemberUpdate): 0x01 then a
+//                             MemberRecord whose peer URLs replace the member's
 //   kNormal, otherwise        an encoded raftkvpb::InternalRequest (a valid
 //                             protobuf never starts with byte 0: tag 0 is illegal)
 //   kConfChange               raft::encode_conf_change; context = MemberRecord
@@ -53,6 +55,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -68,7 +71,8 @@
 
 namespace grpc {
 class Server;
-}
+class Service;
+}  // namespace grpc
 
 namespace raftkv::raft {
 class Core;
@@ -91,6 +95,16 @@ using ProposeCallback = std::function<void(Status, raftkvpb::InternalResponse)>;
 /// Finishes a read barrier: OK once the local store has applied the read index.
 using ReadCallback = std::function<void(Status)>;
 
+/// Finishes a membership change or a leadership move: OK once applied (or
+/// done), or the error (etcd's message) the client gets.
+using MemberCallback = std::function<void(Status)>;
+
+/// One row of MemberList.
+struct MemberInfo {
+  MemberRecord record;
+  bool is_learner = false;
+};
+
 /// Bounds of the node's queues (all counts).
 struct NodeLimits {
   size_t max_waiting_proposals = 16384;  ///< Proposals in flight (registered, not finished).
@@ -98,6 +112,7 @@ struct NodeLimits {
   size_t max_peer_inbox = 8192;          ///< Peer messages waiting for the raft loop.
   size_t max_apply_queue = 256;          ///< Ready batches waiting for the apply loop.
   size_t max_inbox_per_round = 4096;     ///< Items drained per raft-loop round.
+  size_t max_member_ops = 64;            ///< Membership changes and leader moves waiting.
 };
 
 /// A point-in-time view for Maintenance.Status and logs.
@@ -146,6 +161,30 @@ class Node {
   uint64_t leader() const { return leader_.load(); }
   NodeStatusView status() const;
   MemberTable members() const;
+  /// The member table with each member's learner flag, as of the applied index.
+  std::vector<MemberInfo> member_list() const;
+
+  /// Proposes a membership change (members.h). Checked on the raft loop
+  /// against the applied member table with check_member_change(); a promotion
+  /// is also refused unless the learner is in sync with the leader, which
+  /// only the leader knows: a follower answers FailedPrecondition
+  /// "etcdserver: not leader" (the Cluster service then forwards the call to
+  /// the leader, as etcd does). Changes from this member go one at a time;
+  /// later ones wait (bounded). `done` runs exactly once: OK after the change
+  /// is applied here (member_list() then shows it), or the error. Any thread.
+  void change_members(MemberChange change, MemberCallback done);
+
+  /// Maintenance.MoveLeader: hands leadership to voter `target` (§3.10).
+  /// Errors: FailedPrecondition "etcdserver: not leader" (asked on a
+  /// follower), FailedPrecondition "etcdserver: bad leader transferee"
+  /// (unknown member or a learner), Unavailable "etcdserver: request timed
+  /// out, leader transfer took too long". OK at once if this member is the
+  /// target. `done` runs once, on the raft loop. Any thread.
+  void move_leader(uint64_t target, MemberCallback done);
+
+  /// Called once (from the apply loop) when this member applies its own
+  /// removal from the cluster; the process should then stop. Set before traffic.
+  void set_removed_listener(std::function<void()> fn);
 
   /// Adds a function called (from the raft loop, under a node mutex: keep it
   /// quick, never call back into the node) whenever this member gains or
@@ -190,6 +229,7 @@ class Node {
   struct CommittedBatch {
     std::vector<raft::Entry> entries;
     raft::ConfState conf_state;  ///< Configuration after the batch's conf changes.
+    std::set<raft::Index> rejected;  ///< Conf-change entries the Core refused.
   };
   struct InstallSnapshot {
     raft::Snapshot snapshot;
@@ -199,11 +239,28 @@ class Node {
     std::vector<ReadWaiter> waiters;
   };
   using ApplyItem = std::variant<CommittedBatch, InstallSnapshot, ReleaseReads>;
+  struct MemberOp {
+    MemberChange change;
+    MemberCallback done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct MemberWaiter {
+    std::string payload;  ///< The proposed entry data; its application completes the op.
+    MemberCallback done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct LeaderMove {
+    uint64_t target = 0;
+    bool started = false;  ///< The transfer was asked of the Core.
+    MemberCallback done;
+    std::chrono::steady_clock::time_point deadline;
+  };
 
   explicit Node(const Config& cfg);
   Status open();
   Status bootstrap_new_cluster();
   Status recover_store_from_snapshot();
+  Status join_existing_cluster();
   Status start_network();
   void start_threads();
 
@@ -216,11 +273,17 @@ class Node {
   void persist_local_snapshot(raft::Snapshot snap);
   void push_apply(ApplyItem item);
   void maybe_publish();
+  void process_member_ops();
+  Status propose_member_op(const MemberOp& op);
+  void process_leader_moves();
+  void maybe_auto_promote();
+  void notify_removed_members();
 
   // Apply loop.
   void apply_loop();
   void apply_committed(CommittedBatch& b);
-  void apply_member_payload(const raft::Entry& e);
+  void apply_member_payload(const raft::Entry& e, bool rejected);
+  void finish_member_waiter(const std::string& payload, Status st);
   void install_snapshot(const raft::Snapshot& snap);
   void maybe_make_snapshot();
   void release_reads();
@@ -242,6 +305,7 @@ class Node {
   std::unique_ptr<storage::DiskLogStorage> log_;
   std::unique_ptr<raft::Core> core_;
   std::unique_ptr<transport::Transport> transport_;
+  std::unique_ptr<grpc::Service> membership_service_;  ///< Served on the peer port.
   std::unique_ptr<grpc::Server> peer_server_;
 
   mutable std::mutex store_mu_;
@@ -251,6 +315,10 @@ class Node {
 
   mutable std::mutex members_mu_;
   MemberTable members_;
+  std::set<uint64_t> learners_;  ///< Learners of the applied configuration.
+  MemberTable join_peers_;       ///< Members learned from peers when joining (transport only).
+  std::function<void()> removed_listener_;
+  bool removed_ = false;
 
   // Published by the raft loop.
   std::atomic<uint64_t> term_{0}, leader_{0}, last_index_{0}, commit_index_{0};
@@ -266,7 +334,23 @@ class Node {
   std::optional<raft::Snapshot> made_snapshot_;
   std::vector<raft::NodeId> unreachable_;
   std::vector<std::pair<raft::NodeId, bool>> snapshot_reports_;
+  std::deque<MemberOp> new_member_ops_;
+  std::deque<LeaderMove> new_moves_;
   bool stopping_ = false;
+
+  // Membership changes: raft-loop queue, and the one in flight (the apply
+  // loop finishes it, guarded by member_wait_mu_).
+  std::deque<MemberOp> member_ops_;
+  std::vector<LeaderMove> moves_;
+  struct RemovalNotice {
+    raft::Term log_term;  ///< Term and index of the entry that removed the member.
+    raft::Index index;
+    std::chrono::steady_clock::time_point until;  ///< Then its transport peer is removed.
+  };
+  std::map<raft::NodeId, RemovalNotice> removal_notices_;
+  std::mutex member_wait_mu_;
+  std::optional<MemberWaiter> member_waiter_;
+  std::chrono::steady_clock::time_point last_auto_promote_{};
 
   // Raft-loop private state.
   std::deque<Proposal> stalled_;  ///< Refused for lack of a leader; retried each tick.

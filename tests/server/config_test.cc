@@ -172,6 +172,34 @@ TEST(ConfigFlags, WatchProgressIntervalTakesGoDurations) {
   expect_error({"--experimental-watch-progress-notify-interval", "soon"},
                {"--experimental-watch-progress-notify-interval", "invalid duration"});
   expect_error({"--experimental-watch-progress-notify-interval", "0"}, {"at least 1ms"});
+TEST(ConfigFlags, MembershipFlagsHaveEtcdDefaultsAndBareForms) {
+  auto def = parse({});
+  ASSERT_TRUE(def.is_ok()) << def.status().to_string();
+  EXPECT_TRUE(def->config.strict_reconfig_check);
+  EXPECT_FALSE(def->config.auto_promote_learners);
+  EXPECT_EQ(def->config.max_learners, 1u);
+  auto on = parse({"--auto-promote-learners", "--strict-reconfig-check=false", "--max-learners",
+                   "3"});
+  ASSERT_TRUE(on.is_ok()) << on.status().to_string();
+  EXPECT_TRUE(on->config.auto_promote_learners);
+  EXPECT_FALSE(on->config.strict_reconfig_check);
+  EXPECT_EQ(on->config.max_learners, 3u);
+  auto off = parse({"--auto-promote-learners=false"});
+  ASSERT_TRUE(off.is_ok()) << off.status().to_string();
+  EXPECT_FALSE(off->config.auto_promote_learners);
+}
+
+TEST(ConfigFlags, UnnamedInitialClusterEntriesOnlyWhenJoining) {
+  // etcdctl member add prints "=URL" for a member added but not yet started.
+  const char* cluster = "n1=http://127.0.0.1:2380,=http://127.0.0.1:4380,"
+                        "n3=http://127.0.0.1:3380";
+  auto joining = parse({"--name", "n3", "--initial-advertise-peer-urls", "http://127.0.0.1:3380",
+                        "--initial-cluster", cluster, "--initial-cluster-state", "existing"});
+  ASSERT_TRUE(joining.is_ok()) << joining.status().to_string();
+  EXPECT_EQ(joining->config.initial_members.size(), 3u);
+  auto fresh = parse({"--name", "n3", "--initial-advertise-peer-urls", "http://127.0.0.1:3380",
+                      "--initial-cluster", cluster});
+  EXPECT_EQ(fresh.status().code(), Code::kInvalidArgument);
 }
 
 TEST(ConfigFlags, HelpAndVersionAskToExit) {
