@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/service_util.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 
 namespace raftkv::api {
@@ -65,7 +66,11 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
   for (size_t i = 0; i < cfg.listen_client_urls.size(); ++i) {
     Result<std::string> target = transport::grpc_target_from_url(cfg.listen_client_urls[i]);
     if (!target) return target.status();
-    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), &ports[i]);
+    const bool tls = cfg.listen_client_urls[i].rfind("https://", 0) == 0;
+    b.AddListeningPort(*target,
+                       tls ? transport::make_server_credentials(cfg.client_tls)
+                           : grpc::InsecureServerCredentials(),
+                       &ports[i]);
   }
   b.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_request_bytes) + kGrpcOverheadBytes);
   b.SetMaxSendMessageSize(INT32_MAX);
