@@ -32,14 +32,10 @@ int run_main(int argc, char** argv, std::string_view version) {
   app.add_option("--cacert", tls.cacert, "Verify servers with this CA bundle (TLS)");
   app.add_option("--cert", tls.cert, "Identify this client with this certificate (TLS)");
   app.add_option("--key", tls.key, "Key of the --cert certificate (TLS)");
-  app.add_option("--insecure-transport", tls.insecure_transport,
-                 "Disable transport security for client connections")
-      ->expected(0, 1)
-      ->default_str("true");
-  app.add_option("--insecure-skip-tls-verify", tls.insecure_skip_tls_verify,
-                 "Accept any server certificate (encrypted but unauthenticated)")
-      ->expected(0, 1)
-      ->default_str("false");
+  app.add_flag("--insecure-transport", tls.insecure_transport,
+               "Disable transport security for client connections (default true)");
+  app.add_flag("--insecure-skip-tls-verify", tls.insecure_skip_tls_verify,
+               "Accept any server certificate (encrypted but unauthenticated)");
 
   Plan plan;
   add_kv_commands(app, plan);

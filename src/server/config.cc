@@ -143,8 +143,8 @@ Status check_tls(Config& c) {
         "1.2 or 1.3 and cannot refuse TLS 1.2; use TLS1.2 (the default)");
   }
   if (c.tls_min_version != "TLS1.2") {
-    return Status::invalid_argument("--tls-min-version "" + c.tls_min_version +
-                                    "" is not supported: TLS 1.2 is the minimum; use TLS1.2");
+    return Status::invalid_argument("--tls-min-version \"" + c.tls_min_version +
+                                    "\" is not supported: TLS 1.2 is the minimum; use TLS1.2");
   }
   c.cipher_suites_openssl.clear();
   if (!c.cipher_suites.empty()) {
@@ -425,11 +425,9 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
       ->default_str("true");
 
   // TLS flags (etcd's names and meanings; transport/tls.h).
+  // Go-style booleans: "--flag" or "--flag=false".
   auto bool_opt = [&](const std::string& flag, bool& target, const std::string& help) {
-    app.add_option("--" + flag, target, help)
-        ->envname(env(flag))
-        ->expected(0, 1)
-        ->default_str(target ? "true" : "false");
+    app.add_flag("--" + flag, target, help)->envname(env(flag));
   };
   opt("cert-file", c.client_tls.cert_file, "Path to the client server TLS cert file.");
   opt("key-file", c.client_tls.key_file, "Path to the client server TLS key file.");

@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 import raftkv_harness as h  # noqa: E402
 
 RAFTKVCTL = os.environ.get("RAFTKVCTL_BIN", "")
+# etcdctl 3.4 turns TLS on only with a TLS file or --insecure-transport=false.
+SKIP_VERIFY = ["--insecure-transport=false", "--insecure-skip-tls-verify"]
 
 
 def server_cert_der(port: int) -> bytes:
@@ -80,12 +82,12 @@ class ClientTlsTest(TlsCase):
         got = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "get", "k", "--print-value-only")
         self.assertEqual(got.stdout.strip(), "v")
         other = h.TestCA(os.path.join(self.dir, "other-ca"), name="other-ca")
-        bad = h.etcdctl([n.endpoint], "--cacert", other.cert, "get", "k", timeout_s=6)
+        bad = h.etcdctl([n.endpoint], "--cacert", other.cert, "get", "k", timeout_s=4)
         self.assertNotEqual(bad.returncode, 0, "a client trusting another CA must be refused")
         plain = h.etcdctl([f"127.0.0.1:{n.client_port}"], "--insecure-transport=true", "get",
-                          "k", timeout_s=6)
+                          "k", timeout_s=4)
         self.assertNotEqual(plain.returncode, 0, "plaintext to an https listener must fail")
-        skip = h.etcdctl([n.endpoint], "--insecure-skip-tls-verify", "get", "k",
+        skip = h.etcdctl([n.endpoint], *SKIP_VERIFY, "get", "k",
                          "--print-value-only")
         self.assertEqual(skip.stdout.strip(), "v", skip.stderr)
         return n
@@ -125,12 +127,12 @@ class ClientTlsTest(TlsCase):
         ok = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "--cert", self.client_cert,
                        "--key", self.client_key, "put", "a", "1")
         self.assertEqual(ok.returncode, 0, ok.stderr)
-        no_cert = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "get", "a", timeout_s=6)
+        no_cert = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "get", "a", timeout_s=4)
         self.assertNotEqual(no_cert.returncode, 0, "a client without a certificate got in")
         other = h.TestCA(os.path.join(self.dir, "other-ca"), name="other-ca")
         ocert, okey = other.issue("mallory")
         foreign = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "--cert", ocert,
-                            "--key", okey, "get", "a", timeout_s=6)
+                            "--key", okey, "get", "a", timeout_s=4)
         self.assertNotEqual(foreign.returncode, 0, "a certificate from another CA got in")
         return n
 
@@ -150,7 +152,7 @@ class ClientTlsTest(TlsCase):
                        wait_ctl=["--cacert", self.ca.cert, "--cert", self.client_cert,
                                  "--key", self.client_key])
         r = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "--cert", revoked_cert,
-                      "--key", revoked_key, "get", "a", timeout_s=6)
+                      "--key", revoked_key, "get", "a", timeout_s=4)
         self.assertNotEqual(r.returncode, 0, "a revoked certificate got in")
         log = n.log_tail(200)
         self.assertIn("CN=bob", log)
@@ -159,7 +161,7 @@ class ClientTlsTest(TlsCase):
         self.ca.revoke(self.client_cert)
         time.sleep(0.05)
         r = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "--cert", self.client_cert,
-                      "--key", self.client_key, "get", "a", timeout_s=6)
+                      "--key", self.client_key, "get", "a", timeout_s=4)
         self.assertNotEqual(r.returncode, 0, "a certificate revoked after start got in")
 
     def test_certificate_rotation(self):
@@ -182,7 +184,7 @@ class ClientTlsTest(TlsCase):
         self.assertEqual(r.stdout.strip(), "1", r.stderr)
 
     def test_auto_tls(self):
-        n = self.start("raftkv", ["--auto-tls"], wait_ctl=["--insecure-skip-tls-verify"])
+        n = self.start("raftkv", ["--auto-tls"], wait_ctl=SKIP_VERIFY)
         generated = os.path.join(n.data_dir, "fixtures", "client", "cert.pem")
         self.assertTrue(os.path.exists(generated))
         text = subprocess.run(["openssl", "x509", "-in", generated, "-noout", "-text"],
@@ -192,7 +194,7 @@ class ClientTlsTest(TlsCase):
         mode = os.stat(os.path.join(n.data_dir, "fixtures", "client", "key.pem")).st_mode
         self.assertEqual(mode & 0o077, 0, "the generated key must not be readable by others")
         # Self-signed: a client that verifies against its own CA refuses it.
-        r = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "get", "probe", timeout_s=6)
+        r = h.etcdctl([n.endpoint], "--cacert", self.ca.cert, "get", "probe", timeout_s=4)
         self.assertNotEqual(r.returncode, 0)
 
     def test_cipher_suites(self):
@@ -206,14 +208,14 @@ class ClientTlsTest(TlsCase):
 class StartupErrorTest(TlsCase):
     """Combinations that cannot work stop the server at start, naming flag and file."""
 
-    def run_raftkv(self, *args, scheme="https"):
+    def run_raftkv(self, *args, scheme="https", peer_scheme="http"):
         port, peer = h.free_port(), h.free_port()
         cmd = [h.RAFTKV_BIN, "--name", "x", "--data-dir", os.path.join(self.dir, "x.data"),
                "--listen-client-urls", f"{scheme}://127.0.0.1:{port}",
                "--advertise-client-urls", f"{scheme}://127.0.0.1:{port}",
-               "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-               "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-               "--initial-cluster", f"x=http://127.0.0.1:{peer}", *args]
+               "--listen-peer-urls", f"{peer_scheme}://127.0.0.1:{peer}",
+               "--initial-advertise-peer-urls", f"{peer_scheme}://127.0.0.1:{peer}",
+               "--initial-cluster", f"x={peer_scheme}://127.0.0.1:{peer}", *args]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
         self.assertNotEqual(r.returncode, 0, f"started with {args}")
         return r.stderr
@@ -247,9 +249,8 @@ class StartupErrorTest(TlsCase):
             with self.subTest(args=args):
                 self.assertIn(expect, self.run_raftkv(*args))
         # An https peer URL without peer TLS.
-        port = h.free_port()
         err = self.run_raftkv("--cert-file", self.server_cert, "--key-file", self.server_key,
-                              "--listen-peer-urls", f"https://127.0.0.1:{port}")
+                              peer_scheme="https")
         self.assertIn("--peer-cert-file", err)
         self.assertIn("--listen-peer-urls", err)
 

@@ -55,7 +55,7 @@ class PeerTlsTest(unittest.TestCase):
             self.assertIn("https://127.0.0.1", r.stdout)
 
     def test_auto_tls_cluster(self):
-        ctl = ["--insecure-skip-tls-verify"]
+        ctl = ["--insecure-transport=false", "--insecure-skip-tls-verify"]
         c = h.Cluster("raftkv", 3, FAST + ["--auto-tls", "--peer-auto-tls"],
                       client_scheme="https", peer_scheme="https", ctl_args=ctl)
         with c:
