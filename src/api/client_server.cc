@@ -10,6 +10,7 @@
 #include "api/http_server.h"
 #include "api/auth_token.h"
 #include "api/service_util.h"
+#include "transport/tls.h"
 #include "transport/transport.h"
 
 namespace raftkv::api {
@@ -91,7 +92,11 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
     }
     Result<std::string> target = transport::grpc_target_from_url(cfg.listen_client_urls[i]);
     if (!target) return target.status();
-    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), &ports[i]);
+    const bool tls = cfg.listen_client_urls[i].rfind("https://", 0) == 0;
+    b.AddListeningPort(*target,
+                       tls ? transport::make_server_credentials(cfg.client_tls)
+                           : grpc::InsecureServerCredentials(),
+                       &ports[i]);
   }
   register_process_metrics();
   Result<std::unique_ptr<HttpServer>> http =

@@ -18,6 +18,10 @@
 // A method a service does not implement answers UNIMPLEMENTED (gRPC's
 // default). service_util.h holds what the services share.
 //
+// TLS: https:// listen URLs are served with cfg.client_tls (transport/tls.h);
+// a handler gets the verified client certificate's common name with
+// transport::peer_common_name(*server_context->auth_context()).
+//
 // Errors carry etcd's gRPC code and exact message (to_grpc_status is the one
 // place raftkv::Code maps onto grpc::StatusCode). Every response header holds
 // cluster_id, member_id, revision and raft_term.

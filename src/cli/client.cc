@@ -1,8 +1,13 @@
 #include "cli/client.h"
 
 #include <fmt/format.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace raftkv::client {
@@ -149,15 +154,55 @@ std::string endpoint_from_url(std::string_view url) {
   return std::string(url);
 }
 
+namespace {
+
+Result<std::string> read_pem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::invalid_argument(fmt::format("cannot read {} \"{}\"", flag, path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (out.str().find("-----BEGIN") == std::string::npos) {
+    return Status::invalid_argument(fmt::format("{} \"{}\" holds no PEM data", flag, path));
+  }
+  return out.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const ClientTls& tls,
+                                                              bool https) {
+  if (!https && !tls.forced()) return grpc::InsecureChannelCredentials();
+  if (!tls.insecure_skip_tls_verify) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = tls.ca_pem;  // "" = gRPC's default roots
+    o.pem_private_key = tls.key_pem;
+    o.pem_cert_chain = tls.cert_pem;
+    return grpc::SslCredentials(o);
+  }
+  // etcdctl --insecure-skip-tls-verify: encrypted, but any server certificate is accepted.
+  namespace gx = grpc::experimental;
+  gx::TlsChannelCredentialsOptions o;
+  if (!tls.cert_pem.empty()) {
+    o.set_certificate_provider(std::make_shared<gx::StaticDataCertificateProvider>(
+        std::vector<gx::IdentityKeyCertPair>{{tls.key_pem, tls.cert_pem}}));
+    o.watch_identity_key_cert_pairs();
+  }
+  o.set_verify_server_certs(false);
+  o.set_check_call_host(false);
+  o.set_certificate_verifier(std::make_shared<gx::NoOpCertificateVerifier>());
+  return gx::TlsCredentials(o);
+}
+
+}  // namespace
+
 struct Client::Endpoint {
-  explicit Endpoint(std::string addr) : address(std::move(addr)) {
+  Endpoint(std::string_view url, const ClientTls& tls) : address(endpoint_from_url(url)) {
     grpc::ChannelArguments args;
     // Reconnect quickly after a member restarts; the dial timeout bounds the wait anyway.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetMaxReceiveMessageSize(-1);  // etcd's default allows big range results
-    channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    channel = grpc::CreateCustomChannel(
+        address, channel_credentials(tls, starts_with(url, "https://")), args);
     kv = pb::KV::NewStub(channel);
     watch = pb::Watch::NewStub(channel);
     lease = pb::Lease::NewStub(channel);
@@ -174,7 +219,9 @@ struct Client::Endpoint {
 };
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {
-  for (const auto& e : options_.endpoints) endpoints_.push_back(std::make_unique<Endpoint>(e));
+  for (const auto& e : options_.endpoints) {
+    endpoints_.push_back(std::make_unique<Endpoint>(e, options_.tls));
+  }
 }
 
 Client::~Client() = default;
@@ -183,13 +230,30 @@ Result<std::unique_ptr<Client>> Client::create(ClientOptions options) {
   if (options.endpoints.empty()) {
     return Status::invalid_argument("no endpoint given: pass --endpoints host:port[,host:port]");
   }
-  for (auto& e : options.endpoints) {
-    e = endpoint_from_url(e);
+  for (const std::string& url : options.endpoints) {
+    const std::string e = endpoint_from_url(url);
     size_t colon = e.rfind(':');
     if (e.empty() || colon == std::string::npos || colon == 0 || colon + 1 == e.size()) {
       return Status::invalid_argument(
           fmt::format("bad endpoint \"{}\": expected host:port, e.g. 127.0.0.1:2379", e));
     }
+  }
+  ClientTls& tls = options.tls;
+  if (tls.cert.empty() != tls.key.empty()) {
+    return Status::invalid_argument("--cert and --key must be given together");
+  }
+  if (!tls.cacert.empty() && tls.ca_pem.empty()) {
+    Result<std::string> pem = read_pem("--cacert", tls.cacert);
+    if (!pem) return pem.status();
+    tls.ca_pem = std::move(*pem);
+  }
+  if (!tls.cert.empty() && tls.cert_pem.empty()) {
+    Result<std::string> cert = read_pem("--cert", tls.cert);
+    if (!cert) return cert.status();
+    Result<std::string> key = read_pem("--key", tls.key);
+    if (!key) return key.status();
+    tls.cert_pem = std::move(*cert);
+    tls.key_pem = std::move(*key);
   }
   if (options.dial_timeout_ms <= 0 || options.command_timeout_ms <= 0) {
     return Status::invalid_argument("--dial-timeout and --command-timeout must be positive");
@@ -312,7 +376,7 @@ Result<pb::StatusResponse> Client::status(const std::string& endpoint_address) {
     if (candidate->address == address) e = candidate.get();
   }
   if (e == nullptr) {
-    temporary = std::make_unique<Endpoint>(address);
+    temporary = std::make_unique<Endpoint>(endpoint_address, options_.tls);
     e = temporary.get();
   }
   auto dial_deadline = Clock::now() + std::chrono::milliseconds(options_.dial_timeout_ms);

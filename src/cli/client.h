@@ -35,10 +35,29 @@ namespace raftkv::client {
 
 namespace pb = etcdserverpb;
 
+/// Transport security, with etcdctl's flags and meaning: TLS is used for an
+/// https:// endpoint, and for every endpoint when a CA, certificate or key is
+/// given or insecure_transport is false.
+struct ClientTls {
+  std::string cacert;  ///< --cacert: CA bundle to verify servers ("" = system roots).
+  std::string cert;    ///< --cert: client certificate (with key).
+  std::string key;     ///< --key
+  bool insecure_transport = true;         ///< --insecure-transport (etcdctl's default: true)
+  bool insecure_skip_tls_verify = false;  ///< --insecure-skip-tls-verify
+  // Filled by Client::create from the files above.
+  std::string ca_pem, cert_pem, key_pem;
+
+  bool forced() const {
+    return !cacert.empty() || !cert.empty() || !key.empty() || !insecure_transport;
+  }
+};
+
 struct ClientOptions {
-  std::vector<std::string> endpoints;  ///< host:port (an http:// prefix is accepted and dropped)
+  /// host:port, or http://host:port, or https://host:port (TLS).
+  std::vector<std::string> endpoints;
   int64_t dial_timeout_ms = 2000;
   int64_t command_timeout_ms = 5000;
+  ClientTls tls;
 };
 
 /// True for errors that mean "the cluster cannot serve right now" (connection refused,

@@ -28,6 +28,15 @@ int run_main(int argc, char** argv, std::string_view version) {
   app.add_option("-w,--write-out", write_out, "Output format: simple, json or table")
       ->capture_default_str();
 
+  client::ClientTls tls;
+  app.add_option("--cacert", tls.cacert, "Verify servers with this CA bundle (TLS)");
+  app.add_option("--cert", tls.cert, "Identify this client with this certificate (TLS)");
+  app.add_option("--key", tls.key, "Key of the --cert certificate (TLS)");
+  app.add_flag("--insecure-transport", tls.insecure_transport,
+               "Disable transport security for client connections (default true)");
+  app.add_flag("--insecure-skip-tls-verify", tls.insecure_skip_tls_verify,
+               "Accept any server certificate (encrypted but unauthenticated)");
+
   Plan plan;
   add_kv_commands(app, plan);
   add_lease_commands(app, plan);
@@ -54,6 +63,7 @@ int run_main(int argc, char** argv, std::string_view version) {
     return usage_error("--command-timeout: " + command_ms.status().message());
   options.dial_timeout_ms = *dial_ms;
   options.command_timeout_ms = *command_ms;
+  options.tls = tls;
   for (size_t start = 0; start <= endpoints.size();) {
     size_t comma = endpoints.find(',', start);
     if (comma == std::string::npos) comma = endpoints.size();

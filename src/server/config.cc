@@ -50,8 +50,8 @@ bool all_digits(std::string_view s) {
 
 // Checks one URL given to `flag` and returns it normalized the way Go's
 // url.Parse + String() would print it for the URLs we accept (scheme in lower
-// case, everything else as typed). Only http://host:port is accepted; https is
-// refused until TLS lands. `listen`: port 0 (any free port) is allowed.
+// case, everything else as typed). Only http(s)://host:port is accepted.
+// `listen`: port 0 (any free port) is allowed.
 Result<std::string> check_url(std::string_view flag, const std::string& raw, bool listen) {
   const std::string url = trim(raw);
   auto bad = [&](const std::string& why) {
@@ -65,10 +65,7 @@ Result<std::string> check_url(std::string_view flag, const std::string& raw, boo
   std::string scheme = url.substr(0, sep);
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (scheme == "https") {
-    return bad("https needs TLS, which raftkv does not support yet; use an http:// URL");
-  }
-  if (scheme != "http") return bad("URL scheme must be http (https once TLS is supported)");
+  if (scheme != "http" && scheme != "https") return bad("URL scheme must be http or https");
   const std::string rest = url.substr(sep + 3);
   const size_t path = rest.find_first_of("/?#");
   if (path != std::string::npos) return bad("URL must not contain a path");
@@ -109,6 +106,53 @@ Status check_url_list(std::string_view flag, std::vector<std::string>& urls, boo
 
 std::vector<std::string> split_urls(const std::string& s) {
   return split(s, ',');
+}
+
+bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
+
+// The host of a checked URL ("https://[::1]:2379" -> "::1").
+std::string url_host(const std::string& url) {
+  std::string rest = url.substr(url.find("://") + 3);
+  rest.resize(rest.rfind(':'));
+  if (!rest.empty() && rest.front() == '[') rest = rest.substr(1, rest.size() - 2);
+  return rest;
+}
+
+// An https URL on one side needs a certificate on that side.
+Status check_https_has_cert(std::string_view flag, const std::vector<std::string>& urls,
+                            const transport::TlsOptions& tls) {
+  for (const std::string& u : urls) {
+    if (is_https(u) && !tls.has_certificate() && !tls.auto_tls) {
+      return Status::invalid_argument(std::string(flag) + " " + u + ": https needs " +
+                                      tls.flag_prefix + "cert-file and " + tls.flag_prefix +
+                                      "key-file, or " + tls.flag_prefix + "auto-tls");
+    }
+  }
+  return Status::ok();
+}
+
+Status check_tls(Config& c) {
+  RAFTKV_RETURN_IF_ERROR(transport::check_tls_files(c.client_tls));
+  RAFTKV_RETURN_IF_ERROR(transport::check_tls_files(c.peer_tls));
+  RAFTKV_RETURN_IF_ERROR(
+      check_https_has_cert("--listen-client-urls", c.listen_client_urls, c.client_tls));
+  RAFTKV_RETURN_IF_ERROR(check_https_has_cert("--listen-peer-urls", c.listen_peer_urls, c.peer_tls));
+  if (c.tls_min_version == "TLS1.3") {
+    return Status::invalid_argument(
+        "--tls-min-version TLS1.3 is not supported: gRPC 1.51, which raftkv uses, negotiates TLS "
+        "1.2 or 1.3 and cannot refuse TLS 1.2; use TLS1.2 (the default)");
+  }
+  if (c.tls_min_version != "TLS1.2") {
+    return Status::invalid_argument("--tls-min-version \"" + c.tls_min_version +
+                                    "\" is not supported: TLS 1.2 is the minimum; use TLS1.2");
+  }
+  c.cipher_suites_openssl.clear();
+  if (!c.cipher_suites.empty()) {
+    RAFTKV_RETURN_IF_ERROR(
+        transport::check_cipher_suites(c.cipher_suites, &c.cipher_suites_openssl));
+  }
+  if (c.self_signed_cert_validity_years == 0) c.self_signed_cert_validity_years = 1;  // as etcd
+  return Status::ok();
 }
 
 Result<LogLevel> parse_log_level(const std::string& s) {
@@ -196,6 +240,7 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
     return Status::invalid_argument(
         "--advertise-client-urls is required when --listen-client-urls is set explicitly");
   }
+  RAFTKV_RETURN_IF_ERROR(check_tls(c));
   if (c.initial_advertise_peer_urls.size() != 1) {
     return Status::invalid_argument("--initial-advertise-peer-urls lists " +
                                     std::to_string(c.initial_advertise_peer_urls.size()) +
@@ -271,6 +316,11 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
                                       " has duplicate url " + *url +
                                       ": every member needs its own peer URL");
     }
+    if (is_https(*url) && !c.peer_tls.has_certificate() && !c.peer_tls.auto_tls) {
+      return Status::invalid_argument("--initial-cluster " + name + "=" + *url +
+                                      ": reaching an https peer needs --peer-cert-file and "
+                                      "--peer-key-file, or --peer-auto-tls");
+    }
     by_name.emplace(name, *url);
   }
   auto self = by_name.find(c.name);
@@ -342,6 +392,28 @@ Result<uint64_t> parse_go_duration_ms(const std::string& text) {
   }
   if (total_ns > 1e18) return bad();
   return static_cast<uint64_t>(total_ns / 1e6);
+Status prepare_tls(Config& c) {
+  auto generate = [&](transport::TlsOptions& t, const std::vector<std::string>& listen,
+                      const std::vector<std::string>& advertise) -> Status {
+    if (!t.auto_tls || t.has_certificate()) return Status::ok();  // given files win, as in etcd
+    std::vector<std::string> hosts;
+    for (const auto* list : {&listen, &advertise}) {
+      for (const std::string& u : *list) {
+        const std::string h = url_host(u);
+        if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
+      }
+    }
+    const std::string dir = c.data_dir + "/fixtures/" + t.side;
+    RAFTKV_RETURN_IF_ERROR(
+        transport::write_self_signed_cert(dir, hosts, c.self_signed_cert_validity_years));
+    t.cert_file = dir + "/cert.pem";
+    t.key_file = dir + "/key.pem";
+    return Status::ok();
+  };
+  RAFTKV_RETURN_IF_ERROR(generate(c.client_tls, c.listen_client_urls, c.advertise_client_urls));
+  RAFTKV_RETURN_IF_ERROR(generate(c.peer_tls, c.listen_peer_urls, c.initial_advertise_peer_urls));
+  if (!c.cipher_suites_openssl.empty()) transport::set_cipher_suites(c.cipher_suites_openssl);
+  return Status::ok();
 }
 
 Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
@@ -432,6 +504,37 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
                "(--auto-promote-learners or --auto-promote-learners=true).")
       ->envname(env("auto-promote-learners"))
       ->capture_default_str();
+
+  // TLS flags (etcd's names and meanings; transport/tls.h).
+  // Go-style booleans: "--flag" or "--flag=false".
+  auto bool_opt = [&](const std::string& flag, bool& target, const std::string& help) {
+    app.add_flag("--" + flag, target, help)->envname(env(flag));
+  };
+  opt("cert-file", c.client_tls.cert_file, "Path to the client server TLS cert file.");
+  opt("key-file", c.client_tls.key_file, "Path to the client server TLS key file.");
+  opt("trusted-ca-file", c.client_tls.trusted_ca_file,
+      "Path to the client server TLS trusted CA cert file.");
+  bool_opt("client-cert-auth", c.client_tls.client_cert_auth,
+           "Enable client cert authentication.");
+  bool_opt("auto-tls", c.client_tls.auto_tls, "Client TLS using generated certificates.");
+  opt("client-crl-file", c.client_tls.crl_file,
+      "Path to the client certificate revocation list file.");
+  opt("peer-cert-file", c.peer_tls.cert_file, "Path to the peer server TLS cert file.");
+  opt("peer-key-file", c.peer_tls.key_file, "Path to the peer server TLS key file.");
+  opt("peer-trusted-ca-file", c.peer_tls.trusted_ca_file,
+      "Path to the peer server TLS trusted CA file.");
+  bool_opt("peer-client-cert-auth", c.peer_tls.client_cert_auth,
+           "Enable peer client cert authentication.");
+  bool_opt("peer-auto-tls", c.peer_tls.auto_tls, "Peer TLS using generated certificates.");
+  opt("peer-crl-file", c.peer_tls.crl_file, "Path to the peer certificate revocation list file.");
+  opt("self-signed-cert-validity", c.self_signed_cert_validity_years,
+      "The validity period of the client and peer certificates generated by --auto-tls and "
+      "--peer-auto-tls, in years.");
+  opt("cipher-suites", c.cipher_suites,
+      "Comma-separated list of supported TLS 1.2 cipher suites between client/server and peers "
+      "(empty: gRPC's defaults).");
+  opt("tls-min-version", c.tls_min_version,
+      "Minimum TLS version supported (TLS1.2; gRPC 1.51 cannot require TLS1.3).");
 
   try {
     app.parse(argc, argv);

@@ -11,8 +11,9 @@
 //  - one peer URL per member: a name listed twice in --initial-cluster (etcd's
 //    way of giving a member several URLs) is refused, and
 //    --initial-advertise-peer-urls takes exactly one URL;
-//  - only http:// URLs: https is refused with a clear message until TLS lands;
-//    unix sockets are not supported;
+//  - http:// and https:// URLs (TLS: transport/tls.h, docs/security.md);
+//    unix sockets are not supported; --tls-min-version accepts TLS1.2 only
+//    (gRPC 1.51 cannot raise the minimum to TLS 1.3);
 //  - --max-request-bytes must lie in [1 KiB, 64 MiB] (etcd only warns).
 //
 // Thread-safety: plain values and pure functions (parse_flags reads the
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "transport/tls.h"
 
 namespace raftkv::server {
 
@@ -90,6 +92,15 @@ struct Config {
   /// The leader promotes a learner to voter once it has caught up.
   bool auto_promote_learners = false;
 
+  // --- TLS (transport/tls.h): --cert-file, --key-file, --trusted-ca-file,
+  // --client-cert-auth, --auto-tls, --client-crl-file; and the --peer-* forms.
+  transport::TlsOptions client_tls = client_tls_defaults();
+  transport::TlsOptions peer_tls = peer_tls_defaults();
+  uint32_t self_signed_cert_validity_years = 1;  ///< For --auto-tls / --peer-auto-tls.
+  std::string cipher_suites;                     ///< etcd's (Go) names; "" = gRPC's defaults.
+  std::string tls_min_version = "TLS1.2";
+  std::string cipher_suites_openssl;  ///< Derived from cipher_suites by validate_config().
+
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.
   uint64_t member_id = 0;   ///< This member's id (from its --initial-cluster entry).
@@ -97,6 +108,14 @@ struct Config {
 
   /// Bytes, or 0 when the quota is disabled.
   uint64_t quota_backend_bytes_effective() const;
+  static transport::TlsOptions client_tls_defaults() { return {}; }
+  static transport::TlsOptions peer_tls_defaults() {
+    transport::TlsOptions t;
+    t.flag_prefix = "--peer-";
+    t.side = "peer";
+    return t;
+  }
+
   /// The election timeout in heartbeat ticks (etcd: election-timeout / heartbeat-interval).
   uint32_t election_ticks() const { return election_timeout_ms / heartbeat_interval_ms; }
 };
@@ -126,6 +145,14 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv);
 /// --listen-client-urls).
 Status validate_config(Config& c, bool listen_client_explicit = false,
                        bool advertise_client_explicit = false);
+
+/// Start-time TLS work that touches files and the process: generates the
+/// --auto-tls / --peer-auto-tls certificates into <data-dir>/fixtures/client
+/// and <data-dir>/fixtures/peer (for the hosts of that side's listen and
+/// advertise URLs, when no certificate file is given) and points the config
+/// at them, and applies --cipher-suites. Call once, before any gRPC object
+/// exists. Errors: kIOError.
+Status prepare_tls(Config& c);
 
 /// etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the member's
 /// peer URLs sorted and concatenated, followed by the cluster token.

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     if (!parsed->output.empty() && parsed->output.back() != '\n') std::fputc('\n', stdout);
     return 0;
   }
-  const server::Config& cfg = parsed->config;
+  server::Config& cfg = parsed->config;
 
   // Logs go to stderr as one line per event: time, level, message with
   // key=value fields.
@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (Status st = server::prepare_tls(cfg); !st) {
+    spdlog::critical("cannot start: {}", st.to_string());
+    return 1;
+  }
   Result<std::unique_ptr<server::Node>> node = server::Node::start(cfg);
   if (!node) {
     spdlog::critical("cannot start: {}", node.status().to_string());

@@ -436,6 +436,9 @@ Status Node::start_network() {
   const uint64_t quota = cfg_.quota_backend_bytes_effective();
   auto sink = std::make_shared<transport::MemorySnapshotSink>(
       (quota == 0 ? (8ull << 30) : quota * 2) + (64ull << 20));
+  if (cfg_.peer_tls.has_certificate()) {
+    to.tls_credentials = transport::make_channel_credentials(cfg_.peer_tls);
+  }
   transport_ = std::make_unique<transport::Transport>(to, std::move(cb), std::move(sink));
 
   grpc::ServerBuilder b;
@@ -443,7 +446,11 @@ Status Node::start_network() {
   for (size_t i = 0; i < cfg_.listen_peer_urls.size(); ++i) {
     Result<std::string> target = transport::grpc_target_from_url(cfg_.listen_peer_urls[i]);
     if (!target) return target.status();
-    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), &ports[i]);
+    const bool tls = cfg_.listen_peer_urls[i].rfind("https://", 0) == 0;
+    b.AddListeningPort(*target,
+                       tls ? transport::make_server_credentials(cfg_.peer_tls)
+                           : grpc::InsecureServerCredentials(),
+                       &ports[i]);
   }
   // A batch is ~1 MiB, but a single entry may be as large as a request.
   b.SetMaxReceiveMessageSize(static_cast<int>(2 * kMaxRequestBytes + (16 << 20)));

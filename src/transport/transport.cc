@@ -88,7 +88,11 @@ uint64_t approx_bytes(const raft::Message& m) {
   return n;
 }
 
-std::shared_ptr<grpc::Channel> make_channel(const std::string& target, const TransportOptions& o) {
+bool is_https(const std::string& url) { return url.rfind("https://", 0) == 0; }
+
+// `url` passed grpc_target_from_url (add_peer/update_peer check it).
+std::shared_ptr<grpc::Channel> make_channel(const std::string& url, const TransportOptions& o) {
+  const std::string target = *grpc_target_from_url(url);
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(-1);
   args.SetMaxReceiveMessageSize(-1);
@@ -102,27 +106,24 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& target, const Tra
   // first backoff step, or a slow handshake could never succeed.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.connect_timeout_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.backoff_max_ms));
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      target, is_https(url) ? o.tls_credentials : grpc::InsecureChannelCredentials(), args);
 }
 
 }  // namespace
 
 Result<std::string> grpc_target_from_url(const std::string& url) {
-  constexpr std::string_view kHttp = "http://";
-  if (url.rfind("https://", 0) == 0) {
-    return Status::invalid_argument("peer URL " + url +
-                                    ": https is not supported yet (TLS is not implemented); "
-                                    "use http://");
+  const size_t scheme_len = url.rfind("http://", 0) == 0 ? 7 : is_https(url) ? 8 : 0;
+  if (scheme_len == 0) {
+    return Status::invalid_argument("peer URL " + url + " must start with http:// or https://");
   }
-  if (url.rfind(kHttp, 0) != 0) {
-    return Status::invalid_argument("peer URL " + url + " must start with http://");
-  }
-  std::string hostport = url.substr(kHttp.size());
+  std::string hostport = url.substr(scheme_len);
   if (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
   const size_t colon = hostport.rfind(':');
   if (hostport.find('/') != std::string::npos || colon == std::string::npos || colon == 0 ||
       colon + 1 == hostport.size()) {
-    return Status::invalid_argument("peer URL " + url + " must have the form http://host:port");
+    return Status::invalid_argument("peer URL " + url +
+                                    " must have the form http(s)://host:port");
   }
   for (size_t i = colon + 1; i < hostport.size(); ++i) {
     if (hostport[i] < '0' || hostport[i] > '9') {
@@ -753,25 +754,34 @@ Status Transport::add_peer(raft::NodeId id, const std::string& url) {
   if (id == raft::kNoNode || id == options_.local_id) {
     return Status::invalid_argument("cannot add member " + hex_id(id.value()) + " as a peer");
   }
-  Result<std::string> target = grpc_target_from_url(url);
-  if (!target) return target.status();
+  RAFTKV_RETURN_IF_ERROR(check_peer_url(url));
   std::lock_guard lk(mu_);
   if (stopped_) return Status::unavailable("transport stopped");
   if (peers_.count(id) != 0) {
     return Status::already_exists("member " + hex_id(id.value()) + " is already a peer");
   }
-  peers_.emplace(id, std::make_unique<PeerSender>(*this, id, std::move(*target)));
+  peers_.emplace(id, std::make_unique<PeerSender>(*this, id, url));
   return Status::ok();
 }
 
 Status Transport::update_peer(raft::NodeId id, const std::string& url) {
-  Result<std::string> target = grpc_target_from_url(url);
-  if (!target) return target.status();
+  RAFTKV_RETURN_IF_ERROR(check_peer_url(url));
   std::lock_guard lk(mu_);
   auto it = peers_.find(id);
   if (it == peers_.end())
     return Status::not_found("member " + hex_id(id.value()) + " is not a peer");
-  it->second->update_target(std::move(*target));
+  it->second->update_target(url);
+  return Status::ok();
+}
+
+Status Transport::check_peer_url(const std::string& url) const {
+  Result<std::string> target = grpc_target_from_url(url);
+  if (!target) return target.status();
+  if (is_https(url) && options_.tls_credentials == nullptr) {
+    return Status::invalid_argument("peer URL " + url +
+                                    " needs TLS: set --peer-cert-file/--peer-key-file or "
+                                    "--peer-auto-tls");
+  }
   return Status::ok();
 }
 

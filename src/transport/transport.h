@@ -42,6 +42,7 @@
 #include "transport/snapshot_sink.h"
 
 namespace grpc {
+class ChannelCredentials;
 class ServerBuilder;
 }  // namespace grpc
 
@@ -62,6 +63,9 @@ struct TransportOptions {
   uint32_t backoff_initial_ms = 100;           ///< First reconnection delay.
   uint32_t backoff_max_ms = 3000;              ///< Reconnection delay cap.
   uint32_t connect_timeout_ms = 2000;          ///< Give up a connection attempt after this.
+  /// Credentials for https:// peers (transport/tls.h make_channel_credentials);
+  /// null: an https:// peer URL is refused by add_peer/update_peer.
+  std::shared_ptr<grpc::ChannelCredentials> tls_credentials;
 
   // --- receiving
   DecodeLimits limits;
@@ -100,8 +104,8 @@ struct TransportCallbacks {
   SnapshotStatusFn snapshot_status;  ///< Optional.
 };
 
-/// "http://host:port" -> "host:port" for gRPC. https is refused until TLS
-/// support lands; other schemes, paths and missing ports are refused.
+/// "http://host:port" or "https://host:port" -> "host:port" for gRPC; other
+/// schemes, paths and missing ports are refused.
 Result<std::string> grpc_target_from_url(const std::string& url);
 
 class PeerService;
@@ -125,7 +129,8 @@ class Transport {
   /// is shut down before this Transport is destroyed.
   void register_service(grpc::ServerBuilder& builder);
 
-  /// Starts a sender for member `id` at `url` ("http://host:port").
+  /// Starts a sender for member `id` at `url` ("http://host:port", or
+  /// "https://host:port" over options.tls_credentials).
   /// Errors: kInvalidArgument (bad url, id 0 or local id), kAlreadyExists.
   Status add_peer(raft::NodeId id, const std::string& url);
   /// Points the sender for `id` at a new url; the current stream is closed.
@@ -148,6 +153,9 @@ class Transport {
  private:
   friend class PeerService;
   friend class PeerSender;
+
+  /// A usable peer URL: well formed, and TLS credentials exist for https.
+  Status check_peer_url(const std::string& url) const;
 
   const TransportOptions options_;
   const TransportCallbacks callbacks_;

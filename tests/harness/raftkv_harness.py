@@ -75,17 +75,21 @@ class Node:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     log_path: str = ""
+    client_scheme: str = "http"  # "https": TLS flags must be in extra_args
+    peer_scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.client_scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.peer_scheme}://127.0.0.1:{self.peer_port}"
 
     @property
     def endpoint(self) -> str:
+        if self.client_scheme == "https":
+            return self.client_url
         return f"127.0.0.1:{self.client_port}"
 
     @property
@@ -180,12 +184,22 @@ class Cluster:
     """n nodes of one kind, started together with a shared --initial-cluster."""
 
     def __init__(self, kind: str, size: int, extra_args: Sequence[str] = (),
-                 token: str = "test-cluster"):
+                 token: str = "test-cluster", client_scheme: str = "http",
+                 peer_scheme: str = "http", ctl_args: Sequence[str] = (),
+                 workdir: str | None = None, node_args=None):
+        """client_scheme/peer_scheme "https" serve TLS: pass the TLS flags in
+        extra_args (or per node through node_args(name) -> list), and in
+        ctl_args what etcdctl needs (--cacert ...) for the health checks."""
         self.kind = kind
         self.token = token
-        self.workdir = tempfile.mkdtemp(prefix=f"{kind}-test-")
-        self.nodes = [Node(kind, f"n{i + 1}", self.workdir, extra_args=list(extra_args))
-                      for i in range(size)]
+        self.ctl_args = list(ctl_args)
+        self.workdir = workdir or tempfile.mkdtemp(prefix=f"{kind}-test-")
+        self.nodes = []
+        for i in range(size):
+            name = f"n{i + 1}"
+            args = list(extra_args) + (list(node_args(name)) if node_args else [])
+            self.nodes.append(Node(kind, name, self.workdir, extra_args=args,
+                                   client_scheme=client_scheme, peer_scheme=peer_scheme))
 
     @property
     def initial_cluster(self) -> str:
@@ -212,7 +226,8 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         want = {n.name for n in self.nodes}
         while True:
-            r = etcdctl([self.endpoints], "-w", "json", "member", "list", timeout_s=5)
+            r = etcdctl([self.endpoints], *self.ctl_args, "-w", "json", "member", "list",
+                        timeout_s=5)
             try:
                 members = json.loads(r.stdout).get("members", []) if r.returncode == 0 else []
             except ValueError:
@@ -229,7 +244,7 @@ class Cluster:
         targets = list(nodes) if nodes is not None else [n for n in self.nodes if n.running()]
         for n in targets:
             while True:
-                r = etcdctl([n.endpoint], "get", "health-probe", timeout_s=5)
+                r = etcdctl([n.endpoint], *self.ctl_args, "get", "health-probe", timeout_s=5)
                 if r.returncode == 0:
                     break
                 if time.monotonic() > deadline:
@@ -249,6 +264,68 @@ class Cluster:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+class TestCA:
+    """A certificate authority in `directory`, made with the openssl command:
+    issues ECDSA P-256 certificates for 127.0.0.1/localhost and revokes them
+    into a CRL. Paths are returned as strings."""
+
+    def __init__(self, directory: str, name: str = "raftkv-test-ca"):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.cert = os.path.join(directory, f"{name}.crt")
+        self.key = os.path.join(directory, f"{name}.key")
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "30",
+                      "-subj", f"/CN={name}",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._index = os.path.join(directory, f"{name}.index")
+        open(self._index, "w").close()
+        with open(os.path.join(directory, f"{name}.crlnumber"), "w") as f:
+            f.write("01\n")
+        self._conf = os.path.join(directory, f"{name}.cnf")
+        with open(self._conf, "w") as f:
+            f.write("[ca]\ndefault_ca = ca_default\n[ca_default]\n"
+                    f"database = {self._index}\n"
+                    f"crlnumber = {os.path.join(directory, name + '.crlnumber')}\n"
+                    "default_md = sha256\ndefault_crl_days = 30\n")
+        self.crl = os.path.join(directory, f"{name}.crl")
+        self.gencrl()
+
+    def _openssl(self, *args: str) -> None:
+        r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)} failed: {r.stderr}")
+
+    def issue(self, name: str, cn: str | None = None,
+              sans: str = "IP:127.0.0.1,DNS:localhost") -> tuple[str, str]:
+        """A certificate + key for `name` (files name.crt / name.key)."""
+        cert = os.path.join(self.dir, f"{name}.crt")
+        key = os.path.join(self.dir, f"{name}.key")
+        csr = os.path.join(self.dir, f"{name}.csr")
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth,clientAuth\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n")
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", f"/CN={cn or name}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                      "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-out", cert,
+                      "-days", "30", "-extfile", ext)
+        return cert, key
+
+    def revoke(self, cert: str) -> str:
+        """Revokes `cert` and rewrites the CRL; returns the CRL path."""
+        self._openssl("ca", "-config", self._conf, "-keyfile", self.key, "-cert", self.cert,
+                      "-revoke", cert)
+        return self.gencrl()
+
+    def gencrl(self) -> str:
+        self._openssl("ca", "-config", self._conf, "-keyfile", self.key, "-cert", self.cert,
+                      "-gencrl", "-out", self.crl)
+        return self.crl
 
 
 def etcdctl(endpoints: Sequence[str], *args: str, input: str | None = None,

@@ -314,11 +314,46 @@ TEST(ConfigValidation, BadUrlsAreRefusedWithTheFlagName) {
   EXPECT_TRUE(parse({"--listen-peer-urls=http://[::1]:0"}).is_ok());
 }
 
-TEST(ConfigValidation, HttpsIsRefusedUntilTlsLands) {
-  expect_error(
-      {"--listen-client-urls=https://127.0.0.1:2379",
-       "--advertise-client-urls=https://127.0.0.1:2379"},
-      {"--listen-client-urls https://127.0.0.1:2379", "https needs TLS", "use an http:// URL"});
+TEST(ConfigValidation, HttpsNeedsACertificateOrAutoTls) {
+  expect_error({"--listen-client-urls=https://127.0.0.1:2379",
+                "--advertise-client-urls=https://127.0.0.1:2379"},
+               {"--listen-client-urls https://127.0.0.1:2379",
+                "https needs --cert-file and --key-file, or --auto-tls"});
+  expect_error({"--listen-peer-urls=https://127.0.0.1:2380"},
+               {"--listen-peer-urls https://127.0.0.1:2380", "--peer-cert-file", "--peer-auto-tls"});
+  expect_error({"--initial-cluster=default=http://127.0.0.1:2380,b=https://127.0.0.1:3380"},
+               {"--initial-cluster b=https://127.0.0.1:3380", "--peer-cert-file"});
+  Result<ParsedFlags> ok = parse({"--listen-client-urls=https://127.0.0.1:2379",
+                                  "--advertise-client-urls=https://127.0.0.1:2379", "--auto-tls",
+                                  "--listen-peer-urls=https://127.0.0.1:2380",
+                                  "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+                                  "--peer-auto-tls"});
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_TRUE(ok->config.client_tls.auto_tls);
+  EXPECT_TRUE(ok->config.peer_tls.auto_tls);
+  EXPECT_FALSE(ok->config.peer_tls.client_cert_auth);
+}
+
+TEST(ConfigValidation, TlsFlagCombinationsThatCannotWork) {
+  expect_error({"--key-file=/nonexistent/k.pem"}, {"--key-file", "--cert-file is not"});
+  expect_error({"--peer-cert-file=/nonexistent/c.pem"}, {"--peer-cert-file", "--peer-key-file"});
+  expect_error({"--cert-file=/nonexistent/c.pem", "--key-file=/nonexistent/k.pem"},
+               {"cannot read --cert-file \"/nonexistent/c.pem\""});
+  expect_error({"--trusted-ca-file=/nonexistent/ca.pem"}, {"cannot read --trusted-ca-file"});
+  expect_error({"--peer-client-cert-auth"}, {"--peer-client-cert-auth needs --peer-trusted-ca-file"});
+  expect_error({"--tls-min-version=TLS1.3"}, {"--tls-min-version TLS1.3 is not supported"});
+  expect_error({"--tls-min-version=TLS1.1"}, {"--tls-min-version \"TLS1.1\""});
+  expect_error({"--cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"},
+               {"--cipher-suites", "TLS_RSA_WITH_AES_128_CBC_SHA", "not supported"});
+  Result<ParsedFlags> ok = parse({"--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "
+                                  "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"});
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->config.cipher_suites_openssl,
+            "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305");
+  // Go-style booleans, as etcd: "--flag" or "--flag=false".
+  Result<ParsedFlags> off = parse({"--auto-tls=false"});
+  ASSERT_TRUE(off.is_ok());
+  EXPECT_FALSE(off->config.client_tls.auto_tls);
 }
 
 TEST(ConfigValidation, DuplicateNamesAndUrlsInInitialCluster) {
