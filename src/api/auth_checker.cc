@@ -3,6 +3,7 @@
 #include "api/auth_token.h"
 #include "kv/store.h"
 #include "server/node.h"
+#include "transport/tls.h"
 
 namespace raftkv::api {
 
@@ -32,12 +33,12 @@ Result<AuthInfo> AuthChecker::authenticate(const grpc::ServerContextBase& ctx) c
   }
   if (client_cert_auth_) {
     // --client-cert-auth: the verified client certificate's common name names the user.
+    // The listener's verifier has checked the chain and the CRL before the
+    // call reaches us, so a name here belongs to a trusted certificate.
     std::shared_ptr<const grpc::AuthContext> ac = ctx.auth_context();
-    if (ac != nullptr && ac->IsPeerAuthenticated()) {
-      std::vector<grpc::string_ref> cn = ac->FindPropertyValues("x509_common_name");
-      if (!cn.empty() && cn[0].size() > 0) {
-        return AuthInfo{std::string(cn[0].data(), cn[0].size()), revision};
-      }
+    if (ac != nullptr) {
+      std::string cn = transport::peer_common_name(*ac);
+      if (!cn.empty()) return AuthInfo{std::move(cn), revision};
     }
   }
   return AuthInfo{};  // nobody: the checks answer "user name is empty"

@@ -65,9 +65,10 @@ Result<std::unique_ptr<ClientServer>> ClientServer::start(server::Node* node,
       make_token_provider(cfg.auth_token, std::chrono::seconds(cfg.auth_token_ttl_s));
   if (!tokens) return tokens.status();
   s->services_->tokens = std::move(*tokens);
-  // Certificate common names authenticate once --client-cert-auth exists (TLS).
-  s->services_->auth =
-      std::make_unique<AuthChecker>(node, s->services_->tokens.get(), /*client_cert_auth=*/false);
+  // With --client-cert-auth a verified client certificate's common name
+  // authenticates the caller when no token is sent (etcd's rule).
+  s->services_->auth = std::make_unique<AuthChecker>(node, s->services_->tokens.get(),
+                                                     cfg.client_tls.client_cert_auth);
   ctx.tokens = s->services_->tokens.get();
   ctx.auth = s->services_->auth.get();
   // One line per service.
