@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -289,6 +290,39 @@ Status validate_config(Config& c, bool listen_client_explicit, bool advertise_cl
   return Status::ok();
 }
 
+Result<uint64_t> parse_go_duration_ms(std::string_view text) {
+  const std::string t = trim(text);
+  auto bad = [&] {
+    return Status::invalid_argument("invalid duration \"" + t +
+                                    "\" (use a Go duration such as 30s, 5m or 1h)");
+  };
+  if (t == "0") return uint64_t{0};
+  if (t.empty()) return bad();
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < t.size()) {
+    size_t j = i;
+    while (j < t.size() && (std::isdigit(static_cast<unsigned char>(t[j])) || t[j] == '.')) ++j;
+    if (j == i || j - i > 20) return bad();
+    const double v = std::strtod(t.substr(i, j - i).c_str(), nullptr);
+    size_t k = j;
+    while (k < t.size() && std::isalpha(static_cast<unsigned char>(t[k]))) ++k;
+    const std::string unit = t.substr(j, k - j);
+    double scale = 0;
+    if (unit == "ns") scale = 1e-6;
+    else if (unit == "us") scale = 1e-3;
+    else if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1e3;
+    else if (unit == "m") scale = 60e3;
+    else if (unit == "h") scale = 3600e3;
+    else return bad();
+    total_ms += v * scale;
+    i = k;
+  }
+  if (total_ms > 1e15) return bad();
+  return static_cast<uint64_t>(total_ms);
+}
+
 Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   ParsedFlags out;
   Config& c = out.config;
@@ -350,6 +384,23 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
       ->expected(0, 1)
       ->default_str("true");
 
+  app.add_option("--experimental-initial-corrupt-check", c.initial_corrupt_check,
+                 "Enable to check data corruption against the other members once this member "
+                 "has a leader.")
+      ->envname(env("experimental-initial-corrupt-check"))
+      ->expected(0, 1)
+      ->default_str("false");
+  std::string corrupt_check_time = "0s";
+  opt("experimental-corrupt-check-time", corrupt_check_time,
+      "Duration of time between cluster corruption check passes (0s disables).");
+  app.add_option("--auto-clear-nospace-alarm", c.auto_clear_nospace_alarm,
+                 "Deactivate the NOSPACE alarm automatically once compaction brings the store "
+                 "back under --quota-backend-bytes (raftkv only; etcd needs 'alarm disarm').")
+      ->envname(env("auto-clear-nospace-alarm"))
+      ->capture_default_str()
+      ->expected(0, 1)
+      ->default_str("true");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -374,6 +425,12 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   Result<LogLevel> level = parse_log_level(log_level);
   if (!level) return level.status();
   c.log_level = *level;
+  Result<uint64_t> check_ms = parse_go_duration_ms(corrupt_check_time);
+  if (!check_ms) {
+    return Status::invalid_argument("--experimental-corrupt-check-time: " +
+                                    check_ms.status().message());
+  }
+  c.corrupt_check_interval_ms = *check_ms;
 
   RAFTKV_RETURN_IF_ERROR(validate_config(c, lc->count() > 0, ac->count() > 0));
   return out;

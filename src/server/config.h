@@ -66,6 +66,15 @@ struct Config {
   uint32_t max_txn_ops = 128;
   LogLevel log_level = LogLevel::kInfo;
   bool pre_vote = true;
+  /// --experimental-initial-corrupt-check: once this member has a leader, it
+  /// compares its HashKV with every other member's (docs/operations.md).
+  bool initial_corrupt_check = false;
+  /// --experimental-corrupt-check-time (a Go duration, e.g. "5m"): how often
+  /// the leader compares HashKV with every member; 0 = never (etcd's default).
+  uint64_t corrupt_check_interval_ms = 0;
+  /// --auto-clear-nospace-alarm (raftkv only): the leader deactivates NOSPACE
+  /// once compaction brings the store back under the quota.
+  bool auto_clear_nospace_alarm = true;
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.
@@ -99,6 +108,10 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv);
 /// --listen-client-urls).
 Status validate_config(Config& c, bool listen_client_explicit = false,
                        bool advertise_client_explicit = false);
+
+/// Parses a Go duration ("0", "1.5s", "2m30s", "100ms"; units ns us ms s m h)
+/// into milliseconds (sub-millisecond parts round down).
+Result<uint64_t> parse_go_duration_ms(std::string_view text);
 
 /// etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the member's
 /// peer URLs sorted and concatenated, followed by the cluster token.
