@@ -10,12 +10,16 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <memory>
+#include <string_view>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "api/client_server.h"
+#include "server/backup.h"
 #include "server/config.h"
+#include "server/maintainer.h"
 #include "server/node.h"
 
 namespace {
@@ -37,6 +41,10 @@ spdlog::level::level_enum to_spdlog(raftkv::server::LogLevel l) {
 
 int main(int argc, char** argv) {
   using namespace raftkv;
+  // `raftkv snapshot restore|status ...` works on files, not as a member.
+  if (argc >= 2 && std::string_view(argv[1]) == "snapshot") {
+    return server::snapshot_command_main(argc - 1, argv + 1);
+  }
   Result<server::ParsedFlags> parsed = server::parse_flags(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "raftkv: %s\n", parsed.status().message().c_str());
@@ -79,10 +87,12 @@ int main(int argc, char** argv) {
   }
   spdlog::info("serving clients: urls={} advertise={} peers={}", cfg.listen_client_urls[0],
                cfg.advertise_client_urls[0], cfg.listen_peer_urls[0]);
+  auto maintainer = std::make_unique<server::Maintainer>(node->get());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  maintainer.reset();
   (*node)->set_leader_listener([](bool) {});
   (*clients)->shutdown(static_cast<int>(std::min<int64_t>(3000, (*node)->request_timeout().count())));
   clients->reset();
