@@ -59,7 +59,6 @@ def skip_unless_available(kind: str) -> None:
 RAFTKV_NOT_YET = {
     "lease": "raftkv does not serve the Lease service yet (watches/leases/locks issue)",
     "watch": "raftkv does not serve the Watch service yet (watches/leases/locks issue)",
-    "snapshot": "raftkv does not serve Maintenance.Snapshot yet (cluster operations issue)",
 }
 
 
