@@ -386,10 +386,10 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
 
   app.add_option("--experimental-initial-corrupt-check", c.initial_corrupt_check,
                  "Enable to check data corruption against the other members once this member "
-                 "has a leader.")
+                 "has a leader (default false).")
       ->envname(env("experimental-initial-corrupt-check"))
       ->expected(0, 1)
-      ->default_str("false");
+      ->default_str("true");  // the value a bare flag stands for
   std::string corrupt_check_time = "0s";
   opt("experimental-corrupt-check-time", corrupt_check_time,
       "Duration of time between cluster corruption check passes (0s disables).");

@@ -130,5 +130,26 @@ TEST(GoDuration, ParsesEtcdStyleDurations) {
   EXPECT_FALSE(parse_go_duration_ms("").is_ok());
 }
 
+TEST(MaintenanceFlags, DefaultsAndSpellings) {
+  auto parse = [](std::vector<const char*> args) {
+    args.insert(args.begin(), "raftkv");
+    return parse_flags(static_cast<int>(args.size()), args.data());
+  };
+  auto d = parse({});
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_FALSE(d->config.initial_corrupt_check);
+  EXPECT_EQ(d->config.corrupt_check_interval_ms, 0u);
+  EXPECT_TRUE(d->config.auto_clear_nospace_alarm);
+  auto on = parse({"--experimental-initial-corrupt-check", "--experimental-corrupt-check-time",
+                   "2m", "--auto-clear-nospace-alarm=false"});
+  ASSERT_TRUE(on.is_ok()) << on.status().to_string();
+  EXPECT_TRUE(on->config.initial_corrupt_check);
+  EXPECT_EQ(on->config.corrupt_check_interval_ms, 120000u);
+  EXPECT_FALSE(on->config.auto_clear_nospace_alarm);
+  auto bad = parse({"--experimental-corrupt-check-time", "often"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("--experimental-corrupt-check-time"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace raftkv::server
