@@ -105,11 +105,7 @@ void Maintainer::maybe_clear_nospace() {
   const uint64_t quota = cfg_.quota_backend_bytes_effective();
   const uint64_t size = store->logical_size_bytes();
   if (quota != 0 && size >= quota) return;
-  {
-    std::lock_guard lk(mu_);
-    if (clear_in_flight_) return;
-    clear_in_flight_ = true;
-  }
+  if (clear_in_flight_->exchange(true)) return;
   spdlog::info("store back under the quota (logical size {} < {} bytes): clearing NOSPACE",
                size, quota);
   std::vector<etcdserverpb::AlarmMember> alarms = store->alarms();
@@ -123,12 +119,10 @@ void Maintainer::maybe_clear_nospace() {
     req.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::DEACTIVATE);
     req.mutable_alarm()->set_memberid(a.memberid());
     req.mutable_alarm()->set_alarm(etcdserverpb::AlarmType::NOSPACE);
-    node_->propose(std::move(req), [this, left](Status st, raftkvpb::InternalResponse) {
+    node_->propose(std::move(req), [flag = clear_in_flight_, left](Status st,
+                                                                    raftkvpb::InternalResponse) {
       if (!st.is_ok()) spdlog::warn("clearing NOSPACE failed: {}", st.to_string());
-      if (left->fetch_sub(1) == 1) {
-        std::lock_guard lk(mu_);
-        clear_in_flight_ = false;
-      }
+      if (left->fetch_sub(1) == 1) flag->store(false);
     });
   }
 }

@@ -20,9 +20,11 @@
 // deadline and proposes through Node::propose (never blocks the node).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -69,7 +71,10 @@ class Maintainer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  bool clear_in_flight_ = false;  ///< Guarded by mu_.
+  /// A NOSPACE clear is in flight. Shared with the proposals' callbacks,
+  /// which may run after the Maintainer is gone (when the node stops).
+  std::shared_ptr<std::atomic<bool>> clear_in_flight_ =
+      std::make_shared<std::atomic<bool>>(false);
   std::thread thread_;
 };
 
