@@ -113,6 +113,10 @@ void Maintainer::maybe_clear_nospace() {
   for (const auto& a : alarms) {
     if (a.alarm() == etcdserverpb::AlarmType::NOSPACE) left->fetch_add(1);
   }
+  if (left->load() == 0) {  // cleared meanwhile
+    clear_in_flight_->store(false);
+    return;
+  }
   for (const auto& a : alarms) {
     if (a.alarm() != etcdserverpb::AlarmType::NOSPACE) continue;
     raftkvpb::InternalRequest req;
