@@ -451,6 +451,7 @@ Status Store::load() {
   applied_index_.store(*applied);
   revision_.store(revision);
   compact_revision_.store(compact_rev);
+  compact_at_nospace_.store(compact_rev);
   index_compact_ = compact_rev;
   cur_rev_ = revision;
   cur_compact_ = compact_rev;
@@ -1338,6 +1339,9 @@ Status Store::apply_alarm(const etcdserverpb::AlarmRequest& req,
   auto* m = resp->add_alarms();
   m->set_memberid(req.memberid());
   m->set_alarm(req.alarm());
+  if (req.action() == A::ACTIVATE && type == etcdserverpb::AlarmType::NOSPACE) {
+    compact_at_nospace_.store(cur_compact_);
+  }
   {
     std::unique_lock l(mu_);
     if (req.action() == A::ACTIVATE) {

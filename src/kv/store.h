@@ -209,6 +209,10 @@ class Store {
   std::vector<etcdserverpb::AlarmMember> alarms() const;
   /// Whether any member has raised `type`. Any thread.
   bool alarm_active(etcdserverpb::AlarmType type) const;
+  /// compact_revision() when NOSPACE was last activated (or when the store
+  /// was opened): a compaction since then is what may have freed space.
+  /// Local, not part of the replicated state. Any thread.
+  int64_t compact_revision_at_nospace() const { return compact_at_nospace_.load(); }
 
   /// Bytes the store's files take on disk (RocksDB's SST, log and manifest
   /// files): Maintenance.Status' dbSize. Any thread.
@@ -330,6 +334,7 @@ class Store {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{-1};
+  std::atomic<int64_t> compact_at_nospace_{-1};
 
   // Apply-thread working state: ahead of the published one inside apply().
   int64_t cur_rev_ = 1;

@@ -102,6 +102,9 @@ void Maintainer::maybe_clear_nospace() {
   if (!cfg_.auto_clear_nospace_alarm || !node_->is_leader()) return;
   std::shared_ptr<kv::Store> store = node_->store();
   if (!store->alarm_active(etcdserverpb::AlarmType::NOSPACE)) return;
+  // Only a compaction frees space: without one since the alarm, the store is
+  // just below the quota because the write that raised it was refused.
+  if (store->compact_revision() <= store->compact_revision_at_nospace()) return;
   const uint64_t quota = cfg_.quota_backend_bytes_effective();
   const uint64_t size = store->logical_size_bytes();
   if (quota != 0 && size >= quota) return;

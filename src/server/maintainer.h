@@ -3,9 +3,11 @@
 //
 //  * NOSPACE auto-recovery (--auto-clear-nospace-alarm, on by default; etcd
 //    has no such thing): while NOSPACE is active, the leader checks every
-//    kPollInterval whether compaction has brought the store's logical size
-//    back under --quota-backend-bytes and, if so, proposes DEACTIVATE for
-//    every NOSPACE alarm. Writes are accepted again once that entry applies.
+//    kPollInterval whether a compaction applied since the alarm has brought
+//    the store's logical size back under --quota-backend-bytes and, if so,
+//    proposes DEACTIVATE for every NOSPACE alarm. (Without a compaction the
+//    store is merely just under the quota: the write that raised the alarm
+//    was refused.) Writes are accepted again once that entry applies.
 //  * Corruption checks: compare HashKV at one revision with every other
 //    member, over their advertised client URLs (Maintenance.HashKV).
 //      - initial (--experimental-initial-corrupt-check): once, when this

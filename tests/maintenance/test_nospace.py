@@ -27,7 +27,7 @@ class NoSpace(unittest.TestCase):
     def check_refusals(self, eps):
         # The alarm is replicated: every member lists it and refuses writes.
         alarms = m.wait_until(lambda: m.ok(eps, "alarm", "list").strip(), 10, "NOSPACE listed")
-        self.assertRegex(alarms, r"memberID:\d+, alarm:NOSPACE")
+        self.assertRegex(alarms, r"memberID:\d+ alarm:NOSPACE")
         st = m.js(eps[:1], "endpoint", "status")[0]["Status"]
         self.assertTrue(any("alarm:NOSPACE" in e for e in st.get("errors", [])), st)
         for ep in eps:
