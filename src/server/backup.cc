@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -237,6 +238,7 @@ Result<BackupStatus> backup_status(const std::string& file, const std::string& s
 }
 
 int snapshot_command_main(int argc, const char* const* argv) {
+  spdlog::set_level(spdlog::level::warn);  // the tool reports its own result
   CLI::App app{"raftkv snapshot: restore or inspect a snapshot file", "raftkv snapshot"};
   app.require_subcommand(1);
   std::string file;
