@@ -10,6 +10,8 @@ import unittest
 import maint_util as m
 from maint_util import h
 
+KEYS = 200
+
 
 class ClusterMaintenance(unittest.TestCase):
     @classmethod
@@ -18,10 +20,16 @@ class ClusterMaintenance(unittest.TestCase):
             raise unittest.SkipTest("RAFTKV_BIN is not set (run through CTest)")
         cls.cluster = h.Cluster("raftkv", 3, extra_args=m.FAST).start()
         cls.eps = [n.endpoint for n in cls.cluster.nodes]
-        cls.data = {f"key/{i:03d}": f"value-{i}-" + "x" * (i % 50) for i in range(300)}
-        for k, v in cls.data.items():
-            m.ok(cls.eps, "put", k, v)
-        m.ok(cls.eps, "put", "key/000", "overwritten")  # some history
+        cls.data = {f"key/{i:03d}": f"value-{i}-" + "x" * (i % 50) for i in range(KEYS)}
+        import etcd3
+        node = cls.cluster.nodes[0]
+        client = etcd3.client(host="127.0.0.1", port=node.client_port, timeout=10)
+        try:
+            for k, v in cls.data.items():
+                client.put(k, v)
+            client.put("key/000", "overwritten")  # some history
+        finally:
+            client.close()
         cls.data["key/000"] = "overwritten"
 
     @classmethod
@@ -85,7 +93,7 @@ class ClusterMaintenance(unittest.TestCase):
 
         st = m.raftkvctl("snapshot", "status", snap, "-w", "json")
         self.assertEqual(st.returncode, 0, st.stderr)
-        self.assertIn('"totalKey":300', st.stdout)
+        self.assertIn(f'"totalKey":{KEYS}', st.stdout)
 
         new = h.Cluster("raftkv", 3, extra_args=m.FAST, token="restored")
         try:
@@ -102,8 +110,8 @@ class ClusterMaintenance(unittest.TestCase):
             self.assertEqual(kvs, self.data)
             # Every member serves them, and the hashes agree.
             for ep in neps:
-                self.assertEqual(m.ok(ep, "get", "key/299", "--print-value-only").strip(),
-                                 self.data["key/299"])
+                self.assertEqual(m.ok(ep, "get", "key/199", "--print-value-only").strip(),
+                                 self.data["key/199"])
             m.ok(neps, "put", "after-restore", "1")
             m.wait_until(lambda: len({x["HashKV"]["hash"] for x in
                                       m.js(neps, "endpoint", "hashkv", "--cluster")}) == 1,
