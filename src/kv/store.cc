@@ -926,7 +926,7 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
     out->response.Clear();
     return Status::ok();
   };
-  RAFTKV_RETURN_IF_ERROR(settle(alarm_refusal(req)));
+  if (Status refused = alarm_refusal(req); !refused.is_ok()) return settle(std::move(refused));
   switch (req.request_case()) {
     case R::kAlarm:
       return settle(apply_alarm(req.alarm(), out->response.mutable_alarm()));

@@ -34,9 +34,9 @@ class NoSpace(unittest.TestCase):
             r = m.ctl(ep, "put", "small", "1")
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(NOSPACE, r.stderr)
-        r = h.etcdctl(eps, "txn", input="\nput t 1\n\n")  # a txn with a put
+        r = h.etcdctl(eps, "txn", input="\nput t 1\n\n\n")  # a txn with a put
         self.assertIn(NOSPACE, r.stderr)
-        r = h.etcdctl(eps, "txn", input="\ndel victim-2\n\n")  # deletes only: accepted
+        r = h.etcdctl(eps, "txn", input="\ndel victim-2\n\n\n")  # deletes only: accepted
         self.assertEqual(r.returncode, 0, r.stderr)
         # Reads and deletes work.
         self.assertEqual(len(m.ok(eps, "get", "big", "--print-value-only").strip()), len(VALUE))
