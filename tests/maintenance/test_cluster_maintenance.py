@@ -63,7 +63,9 @@ class ClusterMaintenance(unittest.TestCase):
         self.assertIn("DB SIZE", out)
 
     def test_endpoint_health_cluster(self):
-        out = m.ok(self.eps[:1], "endpoint", "health", "--cluster")
+        r = m.ctl(self.eps[:1], "endpoint", "health", "--cluster")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout + r.stderr  # etcdctl 3.4 prints the results on stderr
         self.assertEqual(out.count("is healthy"), 3, out)
 
     def test_endpoint_hashkv_cluster_equal_on_all_members(self):
