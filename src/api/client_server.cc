@@ -11,6 +11,7 @@
 #include "api/auth_token.h"
 #include "api/service_util.h"
 #include "transport/tls.h"
+#include "kv/errors.h"
 #include "transport/transport.h"
 
 namespace raftkv::api {
@@ -25,11 +26,15 @@ grpc::Status to_grpc_status(const Status& st) {
   grpc::StatusCode c = grpc::StatusCode::UNKNOWN;
   switch (st.code()) {
     case Code::kOk: return grpc::Status::OK;
+    case Code::kFailedPrecondition:
+      // etcd's ErrGRPCCorrupt is DATA_LOSS, a code Status does not have.
+      if (st.message() == kv::errors::kCorruptClusterMessage) c = grpc::StatusCode::DATA_LOSS;
+      else c = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
     case Code::kInvalidArgument: c = grpc::StatusCode::INVALID_ARGUMENT; break;
     case Code::kNotFound: c = grpc::StatusCode::NOT_FOUND; break;
     case Code::kAlreadyExists: c = grpc::StatusCode::ALREADY_EXISTS; break;
     case Code::kOutOfRange: c = grpc::StatusCode::OUT_OF_RANGE; break;
-    case Code::kFailedPrecondition: c = grpc::StatusCode::FAILED_PRECONDITION; break;
     case Code::kResourceExhausted: c = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
     case Code::kUnavailable: c = grpc::StatusCode::UNAVAILABLE; break;
     case Code::kDeadlineExceeded: c = grpc::StatusCode::DEADLINE_EXCEEDED; break;

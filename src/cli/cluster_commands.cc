@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -166,8 +167,32 @@ Status verify_snapshot(const std::string& path, uint64_t size) {
   return Status::ok();
 }
 
+/// Runs `raftkv snapshot <args>`: restore and status work on the store's
+/// files, which only the server's code reads (this tool is a client of the
+/// public API). Looks for `raftkv` beside this executable, then in the build
+/// tree's layout (../server/raftkv), then on PATH. Returns only on failure.
+int exec_server_snapshot(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"raftkv", "snapshot"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const auto& cand : {self.parent_path() / "raftkv",
+                             self.parent_path().parent_path() / "server" / "raftkv"}) {
+      if (::access(cand.c_str(), X_OK) == 0) ::execv(cand.c_str(), cargv.data());
+    }
+  }
+  ::execvp("raftkv", cargv.data());
+  return fail(Status::not_found(
+      "cannot run the raftkv server binary (needed for snapshot restore/status): put it beside "
+      "raftkvctl or on PATH"));
+}
+
 void add_snapshot(CLI::App& app, Plan& plan) {
-  auto* snap = app.add_subcommand("snapshot", "Snapshot commands: save");
+  auto* snap = app.add_subcommand("snapshot", "Snapshot commands: save, restore, status");
   snap->require_subcommand(1);
   auto path = std::make_shared<std::string>();
   auto* save = snap->add_subcommand("save", "Stores a snapshot of the member's database in a file");
@@ -205,6 +230,45 @@ void add_snapshot(CLI::App& app, Plan& plan) {
               }
               out(fmt::format("Snapshot saved at {}\n", *path));
               return int{kExitOk};
+            }};
+  });
+
+  struct RestoreFlags {
+    std::string file, data_dir, name = "default", initial_cluster, token = "etcd-cluster",
+        peer_urls = "http://127.0.0.1:2380";
+  };
+  auto r = std::make_shared<RestoreFlags>();
+  auto* restore = snap->add_subcommand(
+      "restore", "Restores a snapshot file into the data directory of a member of a new cluster");
+  restore->add_option("file", r->file, "Snapshot file")->required();
+  restore->add_option("--data-dir", r->data_dir, "Path to the data directory (default <name>.raftkv)");
+  restore->add_option("--name", r->name, "Human-readable name for this member")->capture_default_str();
+  restore->add_option("--initial-cluster", r->initial_cluster,
+                      "Initial cluster configuration for restore bootstrap (name=url,...)");
+  restore->add_option("--initial-cluster-token", r->token,
+                      "Initial cluster token for the cluster during restore bootstrap")
+      ->capture_default_str();
+  restore->add_option("--initial-advertise-peer-urls", r->peer_urls,
+                      "This member's peer URL to advertise to the rest of the cluster")
+      ->capture_default_str();
+  restore->callback([&plan, r] {
+    plan = {"snapshot restore", [r](Context&) {
+              std::vector<std::string> args{"restore", r->file, "--name", r->name,
+                                            "--initial-cluster-token", r->token,
+                                            "--initial-advertise-peer-urls", r->peer_urls};
+              if (!r->data_dir.empty()) args.insert(args.end(), {"--data-dir", r->data_dir});
+              if (!r->initial_cluster.empty())
+                args.insert(args.end(), {"--initial-cluster", r->initial_cluster});
+              return exec_server_snapshot(args);
+            }};
+  });
+  auto status_file = std::make_shared<std::string>();
+  auto* status = snap->add_subcommand("status", "Prints a snapshot file's hash, revision, keys, size");
+  status->add_option("file", *status_file, "Snapshot file")->required();
+  status->callback([&plan, status_file] {
+    plan = {"snapshot status", [status_file](Context& ctx) {
+              return exec_server_snapshot({"status", *status_file, "-w",
+                                           ctx.format == OutputFormat::kJson ? "json" : "simple"});
             }};
   });
 }

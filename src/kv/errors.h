@@ -37,6 +37,12 @@ inline Status future_rev() {
 inline Status no_space() {
   return Status::resource_exhausted("etcdserver: mvcc: database space exceeded");
 }
+/// etcd's ErrGRPCCorrupt is codes.DataLoss, which Status has no code for: the
+/// API layer maps this exact message onto DATA_LOSS (api::to_grpc_status).
+/// Not kCorruption: that code means "the bytes on disk are bad" and stops the
+/// store when an apply returns it.
+inline constexpr const char* kCorruptClusterMessage = "etcdserver: corrupt cluster";
+inline Status corrupt_cluster() { return Status::failed_precondition(kCorruptClusterMessage); }
 inline Status lease_not_found() {
   return Status::not_found("etcdserver: requested lease not found");
 }

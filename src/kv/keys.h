@@ -6,7 +6,8 @@
 //   'm' | name                                         ->  meta value
 //        "applied_index", "revision", "compact_rev", "physical_compact_rev"
 //        (8 bytes big-endian each), "format" ("raftkv-kv/1", written last by
-//        a restore so an unfinished restore is detectable).
+//        a restore so an unfinished restore is detectable), "alarms" (the
+//        active alarms as an etcdserverpb.AlarmResponse; absent = none).
 //   'l' | lease id (8, big-endian)                     ->  etcdserverpb.LeaseGrantRequest
 //   'a' | 'u' or 'r' | name                            ->  auth user / role (kv/auth_store.h)
 //
@@ -77,5 +78,6 @@ inline constexpr std::string_view kRevision = "revision";
 inline constexpr std::string_view kCompactRev = "compact_rev";
 inline constexpr std::string_view kPhysicalCompactRev = "physical_compact_rev";
 inline constexpr std::string_view kFormatName = "format";
+inline constexpr std::string_view kAlarms = "alarms";  ///< etcdserverpb.AlarmResponse
 
 }  // namespace raftkv::kv::keys

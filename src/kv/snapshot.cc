@@ -164,6 +164,20 @@ Result<std::unique_ptr<SnapshotStream>> Store::snapshot() const {
 
 Result<std::unique_ptr<Store>> Store::restore(const std::string& dir, const StoreOptions& options,
                                               const ChunkSource& source) {
+  return restore_impl(dir, options, source, nullptr);
+}
+
+Result<std::unique_ptr<Store>> Store::restore_for_new_cluster(const std::string& dir,
+                                                              const StoreOptions& options,
+                                                              const ChunkSource& source,
+                                                              Rebase rebase) {
+  return restore_impl(dir, options, source, &rebase);
+}
+
+Result<std::unique_ptr<Store>> Store::restore_impl(const std::string& dir,
+                                                   const StoreOptions& options,
+                                                   const ChunkSource& source,
+                                                   const Rebase* rebase) {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
     return Status::failed_precondition("restore: " + dir + " is not empty");
@@ -232,6 +246,13 @@ Result<std::unique_ptr<Store>> Store::restore(const std::string& dir, const Stor
     st = db->Get(rocksdb::ReadOptions(), keys::meta_key(keys::kAppliedIndex), &v);
     if (!st.ok() || v.size() != 8 || keys::get_be64(v) != applied) {
       return Status::corruption("restore: applied index in the data does not match the header");
+    }
+    if (rebase != nullptr) {
+      rocksdb::WriteBatch wb;
+      wb.Put(keys::meta_key(keys::kAppliedIndex), keys::u64_value(rebase->applied_index.value()));
+      wb.Delete(keys::meta_key(keys::kAlarms));
+      st = db->Write(wo, &wb);
+      if (!st.ok()) return Status::io_error("restore write: " + st.ToString());
     }
     st = db->Flush(rocksdb::FlushOptions());
     if (!st.ok()) return Status::io_error("restore flush: " + st.ToString());

@@ -432,6 +432,15 @@ Status Store::load() {
     leases_[l.id()].ttl_seconds = l.ttl();
   }
   if (!it->status().ok()) return io(it->status(), "scan leases");
+  alarms_.clear();
+  {
+    std::string v;
+    st = db_->Get(rocksdb::ReadOptions(), slice(keys::meta_key(keys::kAlarms)), &v);
+    if (!st.ok() && !st.IsNotFound()) return io(st, "read alarms");
+    etcdserverpb::AlarmResponse stored;
+    if (st.ok() && !stored.ParseFromString(v)) return Status::corruption("kv: malformed alarms");
+    for (const auto& a : stored.alarms()) alarms_.emplace(a.memberid(), static_cast<int>(a.alarm()));
+  }
   index_.visit(Bounds::of(std::string_view("\0", 1), std::string_view("\0", 1)), revision,
                [&](const std::string& key, const KeyRev& r) {
                  auto l = leases_.find(r.lease);
@@ -465,6 +474,7 @@ Status Store::load() {
   applied_index_.store(*applied);
   revision_.store(revision);
   compact_revision_.store(compact_rev);
+  compact_at_nospace_.store(compact_rev);
   index_compact_ = compact_rev;
   cur_rev_ = revision;
   cur_compact_ = compact_rev;
@@ -489,8 +499,11 @@ Status Store::close() {
   }
   compactor_cv_.notify_all();
   // Cancels a CompactRange in progress so closing does not wait for it.
+  closing_.store(true);
   if (db_ != nullptr) db_->DisableManualCompaction();
   if (compactor_.joinable()) compactor_.join();
+  // A compact_disk() in progress returns once cancelled; wait for it.
+  { std::lock_guard l(disk_compact_mu_); }
   Status result;
   if (db_ != nullptr) {
     if (options_.flush_on_close && failed_.is_ok()) result = flush();
@@ -678,6 +691,11 @@ Result<RangeResponse> Store::range(const RangeRequest& req) const {
 }
 
 Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
+  return hash_kv_impl(revision, nullptr);
+}
+
+Result<etcdserverpb::HashKVResponse> Store::hash_kv_impl(int64_t revision,
+                                                         std::string* extra_state) const {
   struct Change {
     int64_t main;
     uint32_t sub;
@@ -704,6 +722,19 @@ Result<etcdserverpb::HashKVResponse> Store::hash_kv(int64_t revision) const {
         changes.push_back({revs[i].main, revs[i].sub});
       }
     });
+    if (extra_state != nullptr) {
+      // Everything else the state holds, read under the same lock.
+      keys::put_be64(extra_state, static_cast<uint64_t>(cur));
+      keys::put_be64(extra_state, static_cast<uint64_t>(compact));
+      for (const auto& [id, l] : leases_) {
+        keys::put_be64(extra_state, static_cast<uint64_t>(id));
+        keys::put_be64(extra_state, static_cast<uint64_t>(l.ttl_seconds));
+      }
+      for (const auto& [member, type] : alarms_) {
+        keys::put_be64(extra_state, member);
+        keys::put_be64(extra_state, static_cast<uint64_t>(type));
+      }
+    }
     snap = db_->GetSnapshot();
   }
   SnapshotGuard guard(db_.get(), snap);
@@ -942,7 +973,10 @@ Status Store::apply_one(const raftkvpb::InternalRequest& req, ApplyOutcome* out,
   // member alike (the API layer's earlier check only spares the log).
   Status permitted = check_permission(req, req.header().username(), req.header().auth_revision());
   if (!permitted.is_ok()) return settle(std::move(permitted));  // refused: nothing applied
+  if (Status refused = alarm_refusal(req); !refused.is_ok()) return settle(std::move(refused));
   switch (req.request_case()) {
+    case R::kAlarm:
+      return settle(apply_alarm(req.alarm(), out->response.mutable_alarm()));
     case R::kRange: {
       auto r = range_in_txn(req.range(), cur_rev_);
       if (!r.is_ok()) return settle(r.status());
@@ -1292,6 +1326,88 @@ Status Store::apply_compaction(const etcdserverpb::CompactionRequest& req,
   }
   pending_->compacted = true;
   resp->mutable_header()->set_revision(cur_rev_);
+  return Status::ok();
+}
+
+Status Store::alarm_refusal(const raftkvpb::InternalRequest& req) const {
+  using R = raftkvpb::InternalRequest;
+  if (alarms_.empty()) return Status::ok();  // apply thread: alarms_ is its own state
+  bool corrupt = false, nospace = false;
+  for (const auto& [member, type] : alarms_) {
+    corrupt |= type == etcdserverpb::AlarmType::CORRUPT;
+    nospace |= type == etcdserverpb::AlarmType::NOSPACE;
+  }
+  switch (req.request_case()) {
+    case R::kPut:
+    case R::kLeaseGrant:
+      if (corrupt) return errors::corrupt_cluster();
+      if (nospace) return errors::no_space();
+      return Status::ok();
+    case R::kTxn:
+      if (txn_is_readonly(req.txn())) return Status::ok();
+      if (corrupt) return errors::corrupt_cluster();
+      if (nospace && txn_put_bytes(req.txn()) > 0) return errors::no_space();
+      return Status::ok();
+    case R::kDeleteRange:
+    case R::kCompaction:
+    case R::kLeaseRevoke:
+      return corrupt ? errors::corrupt_cluster() : Status::ok();
+    default:
+      return Status::ok();
+  }
+}
+
+Status Store::apply_alarm(const etcdserverpb::AlarmRequest& req,
+                          etcdserverpb::AlarmResponse* resp) {
+  using A = etcdserverpb::AlarmRequest;
+  const auto type = static_cast<int>(req.alarm());
+  const std::pair<uint64_t, int> key(req.memberid(), type);
+  resp->mutable_header()->set_revision(cur_rev_);
+  switch (req.action()) {
+    case A::GET:
+      for (const auto& [member, t] : alarms_) {
+        if (type != etcdserverpb::AlarmType::NONE && t != type) continue;
+        auto* m = resp->add_alarms();
+        m->set_memberid(member);
+        m->set_alarm(static_cast<etcdserverpb::AlarmType>(t));
+      }
+      return Status::ok();
+    case A::ACTIVATE:
+      if (type != etcdserverpb::AlarmType::NOSPACE && type != etcdserverpb::AlarmType::CORRUPT) {
+        return Status::invalid_argument("raftkv: only NOSPACE and CORRUPT alarms can be activated");
+      }
+      break;
+    case A::DEACTIVATE:
+      if (alarms_.count(key) == 0) return Status::ok();  // etcd: nothing to report
+      break;
+    default:
+      return Status::invalid_argument("raftkv: unknown alarm action");
+  }
+  auto* m = resp->add_alarms();
+  m->set_memberid(req.memberid());
+  m->set_alarm(req.alarm());
+  if (req.action() == A::ACTIVATE && type == etcdserverpb::AlarmType::NOSPACE) {
+    compact_at_nospace_.store(cur_compact_);
+  }
+  {
+    std::unique_lock l(mu_);
+    if (req.action() == A::ACTIVATE) {
+      alarms_.insert(key);
+    } else {
+      alarms_.erase(key);
+    }
+  }
+  etcdserverpb::AlarmResponse stored;
+  for (const auto& [member, t] : alarms_) {
+    auto* a = stored.add_alarms();
+    a->set_memberid(member);
+    a->set_alarm(static_cast<etcdserverpb::AlarmType>(t));
+  }
+  if (alarms_.empty()) {
+    pending_->batch.Delete(slice(keys::meta_key(keys::kAlarms)));
+  } else {
+    pending_->batch.Put(slice(keys::meta_key(keys::kAlarms)), slice(stored.SerializeAsString()));
+  }
   return Status::ok();
 }
 

@@ -149,6 +149,21 @@ class Store {
   static Result<std::unique_ptr<Store>> restore(const std::string& dir, const StoreOptions& options,
                                                 const ChunkSource& source);
 
+  /// How restore_for_new_cluster rewrites the restored state.
+  struct Rebase {
+    /// The Raft index the restored state counts as applied at: the last
+    /// bootstrap entry of the new cluster's log.
+    raft::Index applied_index;
+  };
+  /// Like restore, for a store that seeds a new cluster (backup restore):
+  /// the applied index becomes `rebase.applied_index` and the alarms are
+  /// dropped (they name members of the old cluster). Keys, revisions,
+  /// compaction point and leases are kept.
+  static Result<std::unique_ptr<Store>> restore_for_new_cluster(const std::string& dir,
+                                                                const StoreOptions& options,
+                                                                const ChunkSource& source,
+                                                                Rebase rebase);
+
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -184,6 +199,32 @@ class Store {
   /// start_revision during the read. Any thread.
   Result<EventPage> events_since(int64_t start_revision, std::string_view key,
                                  std::string_view range_end, bool prev_kv, size_t max_events) const;
+
+  /// etcd's Hash: one checksum of the whole store state — the key history
+  /// HashKV covers plus the revision, the compaction point, the leases and the
+  /// alarms — read at one consistent point. Equal on members that applied the
+  /// same entries. Any thread.
+  Result<etcdserverpb::HashResponse> hash() const;
+
+  /// The active alarms, ordered by (member id, alarm type). Any thread.
+  std::vector<etcdserverpb::AlarmMember> alarms() const;
+  /// Whether any member has raised `type`. Any thread.
+  bool alarm_active(etcdserverpb::AlarmType type) const;
+  /// compact_revision() when NOSPACE was last activated (or when the store
+  /// was opened): a compaction since then is what may have freed space.
+  /// Local, not part of the replicated state. Any thread.
+  int64_t compact_revision_at_nospace() const { return compact_at_nospace_.load(); }
+
+  /// Bytes the store's files take on disk (RocksDB's SST, log and manifest
+  /// files): Maintenance.Status' dbSize. Any thread.
+  uint64_t disk_size_bytes() const;
+
+  /// Compacts the whole RocksDB key space (Maintenance.Defragment): rewrites
+  /// every SST file without the entries that MVCC compaction deleted. Runs
+  /// on the caller's thread alongside applies and reads (RocksDB compactions
+  /// never block either); calls are serialized. Returns early with
+  /// Unavailable once close() starts. Any thread but the apply thread.
+  Status compact_disk();
 
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;
@@ -264,6 +305,16 @@ class Store {
   void compare_path(const etcdserverpb::TxnRequest& req, std::vector<bool>* path) const;
   Status check_txn_ops(const etcdserverpb::TxnRequest& req, const std::vector<bool>& path,
                        size_t& pos) const;
+  Status apply_alarm(const etcdserverpb::AlarmRequest& req, etcdserverpb::AlarmResponse* resp);
+  // The refusal an active alarm imposes on `req` (OK when none): etcd's
+  // capped applier under NOSPACE, its corrupt applier under CORRUPT.
+  Status alarm_refusal(const raftkvpb::InternalRequest& req) const;
+  Result<etcdserverpb::HashKVResponse> hash_kv_impl(int64_t revision,
+                                                    std::string* extra_state) const;
+  static Result<std::unique_ptr<Store>> restore_impl(const std::string& dir,
+                                                     const StoreOptions& options,
+                                                     const ChunkSource& source,
+                                                     const Rebase* rebase);
   Status apply_compaction(const etcdserverpb::CompactionRequest& req,
                           etcdserverpb::CompactionResponse* resp);
   Status apply_lease_grant(const etcdserverpb::LeaseGrantRequest& req,
@@ -293,6 +344,9 @@ class Store {
   Index index_;
   std::map<int64_t, LeaseState> leases_;
   AuthStore auth_;  ///< Own lock; mutated by the apply thread only.
+  // Active alarms as (member id, etcdserverpb::AlarmType); persisted under
+  // meta key "alarms" as an etcdserverpb.AlarmResponse.
+  std::set<std::pair<uint64_t, int>> alarms_;
   // Compaction point of index_: set together with pruning it, which happens
   // while the compaction is being applied (before it is published), so
   // readers check this rather than compact_revision_.
@@ -302,6 +356,7 @@ class Store {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{-1};
+  std::atomic<int64_t> compact_at_nospace_{-1};
 
   // Apply-thread working state: ahead of the published one inside apply().
   int64_t cur_rev_ = 1;
@@ -319,6 +374,10 @@ class Store {
   bool compactor_stop_ = false;
   std::thread compactor_;
   bool closed_ = false;
+
+  // compact_disk(): one at a time; close() cancels a running one and waits.
+  mutable std::mutex disk_compact_mu_;
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace raftkv::kv

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -536,6 +537,23 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
   opt("tls-min-version", c.tls_min_version,
       "Minimum TLS version supported (TLS1.2; gRPC 1.51 cannot require TLS1.3).");
 
+  app.add_option("--experimental-initial-corrupt-check", c.initial_corrupt_check,
+                 "Enable to check data corruption against the other members once this member "
+                 "has a leader (default false).")
+      ->envname(env("experimental-initial-corrupt-check"))
+      ->expected(0, 1)
+      ->default_str("true");  // the value a bare flag stands for
+  std::string corrupt_check_time = "0s";
+  opt("experimental-corrupt-check-time", corrupt_check_time,
+      "Duration of time between cluster corruption check passes (0s disables).");
+  app.add_option("--auto-clear-nospace-alarm", c.auto_clear_nospace_alarm,
+                 "Deactivate the NOSPACE alarm automatically once compaction brings the store "
+                 "back under --quota-backend-bytes (raftkv only; etcd needs 'alarm disarm').")
+      ->envname(env("auto-clear-nospace-alarm"))
+      ->capture_default_str()
+      ->expected(0, 1)
+      ->default_str("true");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -571,6 +589,12 @@ Result<ParsedFlags> parse_flags(int argc, const char* const* argv) {
         "--experimental-watch-progress-notify-interval must be at least 1ms (default 10m0s)");
   }
   c.watch_progress_notify_interval_ms = *progress_ms;
+  Result<uint64_t> check_ms = parse_go_duration_ms(corrupt_check_time);
+  if (!check_ms) {
+    return Status::invalid_argument("--experimental-corrupt-check-time: " +
+                                    check_ms.status().message());
+  }
+  c.corrupt_check_interval_ms = *check_ms;
 
   RAFTKV_RETURN_IF_ERROR(validate_config(c, lc->count() > 0, ac->count() > 0));
   return out;

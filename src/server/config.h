@@ -100,6 +100,15 @@ struct Config {
   std::string cipher_suites;                     ///< etcd's (Go) names; "" = gRPC's defaults.
   std::string tls_min_version = "TLS1.2";
   std::string cipher_suites_openssl;  ///< Derived from cipher_suites by validate_config().
+  /// --experimental-initial-corrupt-check: once this member has a leader, it
+  /// compares its HashKV with every other member's (docs/operations.md).
+  bool initial_corrupt_check = false;
+  /// --experimental-corrupt-check-time (a Go duration, e.g. "5m"): how often
+  /// the leader compares HashKV with every member; 0 = never (etcd's default).
+  uint64_t corrupt_check_interval_ms = 0;
+  /// --auto-clear-nospace-alarm (raftkv only): the leader deactivates NOSPACE
+  /// once compaction brings the store back under the quota.
+  bool auto_clear_nospace_alarm = true;
 
   // --- derived by validate_config()
   std::vector<InitialMember> initial_members;  ///< Sorted by name.

@@ -11,12 +11,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
+#include <string_view>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "api/client_server.h"
+#include "server/backup.h"
 #include "server/config.h"
+#include "server/maintainer.h"
 #include "server/node.h"
 
 namespace {
@@ -38,6 +42,10 @@ spdlog::level::level_enum to_spdlog(raftkv::server::LogLevel l) {
 
 int main(int argc, char** argv) {
   using namespace raftkv;
+  // `raftkv snapshot restore|status ...` works on files, not as a member.
+  if (argc >= 2 && std::string_view(argv[1]) == "snapshot") {
+    return server::snapshot_command_main(argc - 1, argv + 1);
+  }
   Result<server::ParsedFlags> parsed = server::parse_flags(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "raftkv: %s\n", parsed.status().message().c_str());
@@ -85,6 +93,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("serving clients: urls={} advertise={} peers={}", cfg.listen_client_urls[0],
                cfg.advertise_client_urls[0], cfg.listen_peer_urls[0]);
+  auto maintainer = std::make_unique<server::Maintainer>(node->get());
 
   (*node)->set_removed_listener([] { kill(getpid(), SIGUSR2); });
 
@@ -95,6 +104,7 @@ int main(int argc, char** argv) {
   } else {
     spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
+  maintainer.reset();
   (*node)->clear_leader_listeners();
   (*clients)->shutdown(static_cast<int>(std::min<int64_t>(3000, (*node)->request_timeout().count())));
   clients->reset();

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/check.h"
+#include "kv/errors.h"
 #include "raft/conf_change.h"
 #include "raft/core.h"
 #include "storage/disk_log_storage.h"
@@ -1320,10 +1321,52 @@ void Node::apply_committed(CommittedBatch& b) {
       while (cursor < n && part[cursor].index != o.index) ++cursor;
       RAFTKV_CHECK(cursor < n && part[cursor].request != nullptr);
       if (part[cursor].request->header().member_id() == member_id_) {
+        maybe_raise_nospace(*store, o);
         finish_proposal(o.request_id, std::move(o.status), std::move(o.response));
       }
     }
   }
+}
+
+void Node::maybe_raise_nospace(const kv::Store& store, const kv::ApplyOutcome& o) {
+  // etcd: the member that finds a write over the quota raises NOSPACE for
+  // itself, through the log, so every member refuses writes from then on.
+  if (o.status.code() != Code::kResourceExhausted ||
+      o.status.message() != kv::errors::no_space().message() ||
+      store.alarm_active(etcdserverpb::AlarmType::NOSPACE) || raising_nospace_.exchange(true)) {
+    return;
+  }
+  spdlog::warn("backend quota exceeded (logical size {} bytes): raising the NOSPACE alarm",
+               store.logical_size_bytes());
+  raftkvpb::InternalRequest req;
+  auto* a = req.mutable_alarm();
+  a->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
+  a->set_memberid(member_id_);
+  a->set_alarm(etcdserverpb::AlarmType::NOSPACE);
+  propose(std::move(req), [this](Status st, raftkvpb::InternalResponse) {
+    raising_nospace_ = false;
+    if (!st.is_ok()) spdlog::warn("raising NOSPACE failed: {}", st.to_string());
+  });
+}
+
+Status Node::bootstrap_data_dir(const Config& cfg) {
+  std::error_code ec;
+  fsys::create_directories(cfg.data_dir, ec);
+  if (ec) return Status::io_error("cannot create " + cfg.data_dir + ": " + ec.message());
+  Node n(cfg);
+  std::call_once(n.stop_once_, [] {});  // nothing was started: nothing to stop
+  n.fs_ = storage::make_posix_file_system();
+  storage::DiskLogStorageOptions lo;
+  lo.snapshots.retain = std::max<uint32_t>(1, cfg.max_snapshots);
+  Result<std::unique_ptr<storage::DiskLogStorage>> log =
+      storage::DiskLogStorage::open(n.fs_.get(), cfg.data_dir, lo);
+  if (!log) return log.status();
+  if ((*log)->last_index() != raft::Index{} || (*log)->snapshot_metadata()) {
+    return Status::failed_precondition(cfg.data_dir + " already holds a log");
+  }
+  n.log_ = std::move(*log);
+  RAFTKV_RETURN_IF_ERROR(n.bootstrap_new_cluster());
+  return write_file_atomic(cfg.data_dir, kMetaFile, encode_meta(cfg.cluster_id, cfg.member_id));
 }
 
 Status Node::swap_store_from_image(const std::string& image) {

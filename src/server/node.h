@@ -140,6 +140,13 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  /// Writes what a new member of a new cluster starts from (raftkv.meta and
+  /// the bootstrap log: one conf change per member of --initial-cluster,
+  /// committed) into cfg.data_dir, which must hold no log yet. The member's
+  /// first start then finds a bootstrapped data directory. Used by backup
+  /// restore (server/backup.h), which puts the restored store beside it.
+  static Status bootstrap_data_dir(const Config& cfg);
+
   /// Proposes `req` (header id and member id are filled here). `done` runs
   /// exactly once: with the applied outcome, or with an error — Unavailable
   /// "etcdserver: request timed out" / "etcdserver: no leader", or
@@ -159,6 +166,8 @@ class Node {
   uint64_t member_id() const { return member_id_; }
   uint64_t term() const { return term_.load(); }
   uint64_t leader() const { return leader_.load(); }
+  bool is_leader() const { return leader_.load() == member_id_; }
+  const Config& config() const { return cfg_; }
   NodeStatusView status() const;
   MemberTable members() const;
   /// The member table with each member's learner flag, as of the applied index.
@@ -384,6 +393,9 @@ class Node {
   raft::Index last_snapshot_index_;
 
   std::unique_ptr<NodeMetrics> metrics_;  ///< node_metrics.h: the etcd_server_* series.
+  // A NOSPACE activation this member proposed is in flight (apply loop).
+  std::atomic<bool> raising_nospace_{false};
+  void maybe_raise_nospace(const kv::Store& store, const kv::ApplyOutcome& o);
 
   std::thread raft_thread_;
   std::thread apply_thread_;

@@ -57,7 +57,6 @@ def skip_unless_available(kind: str) -> None:
 # needs one runs against etcd and reports a skip (with this reason) against raftkv;
 # remove the entry when the feature lands so the raftkv variant runs again.
 RAFTKV_NOT_YET = {
-    "snapshot": "raftkv does not serve Maintenance.Snapshot yet (cluster operations issue)",
 }
 
 
