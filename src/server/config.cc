@@ -393,6 +393,8 @@ Result<uint64_t> parse_go_duration_ms(const std::string& text) {
   }
   if (total_ns > 1e18) return bad();
   return static_cast<uint64_t>(total_ns / 1e6);
+}
+
 Status prepare_tls(Config& c) {
   auto generate = [&](transport::TlsOptions& t, const std::vector<std::string>& listen,
                       const std::vector<std::string>& advertise) -> Status {

@@ -172,6 +172,8 @@ TEST(ConfigFlags, WatchProgressIntervalTakesGoDurations) {
   expect_error({"--experimental-watch-progress-notify-interval", "soon"},
                {"--experimental-watch-progress-notify-interval", "invalid duration"});
   expect_error({"--experimental-watch-progress-notify-interval", "0"}, {"at least 1ms"});
+}
+
 TEST(ConfigFlags, MembershipFlagsHaveEtcdDefaultsAndBareForms) {
   auto def = parse({});
   ASSERT_TRUE(def.is_ok()) << def.status().to_string();
