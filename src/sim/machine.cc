@@ -1,5 +1,7 @@
 #include "sim/machine.h"
 
+#include <string_view>
+
 #include "base/check.h"
 #include "kv/store.h"
 #include "sim/rng.h"
@@ -7,6 +9,38 @@
 namespace raftkv::sim {
 
 namespace {
+
+// Image framing shared by both machines: u32 length (little endian) + bytes,
+// repeated; a zero length ends the image.
+void put_frame(std::string* out, std::string_view bytes) {
+  const uint32_t n = static_cast<uint32_t>(bytes.size());
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+  out->append(bytes);
+}
+
+/// Reads the next frame; nullopt at the end mark. Error on bad framing.
+Result<std::optional<std::string_view>> next_frame(std::string_view* in) {
+  if (in->size() < 4) return Status::corruption("sim image: truncated frame header");
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>((*in)[i])) << (8 * i);
+  in->remove_prefix(4);
+  if (n == 0) {
+    if (!in->empty()) return Status::corruption("sim image: bytes after the end mark");
+    return std::optional<std::string_view>();
+  }
+  if (in->size() < n) return Status::corruption("sim image: truncated frame");
+  std::string_view f = in->substr(0, n);
+  in->remove_prefix(n);
+  return std::optional<std::string_view>(f);
+}
+
+kv::StoreOptions kv_options() {
+  kv::StoreOptions so;
+  so.rocksdb_wal = false;
+  so.flush_on_close = false;  // a crash loses every unflushed apply batch
+  so.block_cache_bytes = 1 << 20;
+  return so;
+}
 
 uint64_t digest_bytes(const std::string& s, uint64_t h) {
   for (unsigned char c : s) {
@@ -78,6 +112,20 @@ class KvMachine final : public Machine {
     return (static_cast<uint64_t>(h->hash()) << 32) ^ static_cast<uint64_t>(h->header().revision());
   }
 
+  std::string image() const override {
+    auto stream = store_->snapshot();
+    RAFTKV_CHECK_MSG(stream.is_ok(), stream.status().to_string().c_str());
+    std::string out;
+    for (;;) {
+      auto chunk = (*stream)->next_chunk();
+      RAFTKV_CHECK_MSG(chunk.is_ok(), chunk.status().to_string().c_str());
+      if (!chunk->has_value()) break;
+      put_frame(&out, **chunk);
+    }
+    put_frame(&out, {});
+    return out;
+  }
+
  private:
   std::unique_ptr<kv::Store> store_;
 };
@@ -144,6 +192,18 @@ class ReferenceMachine final : public Machine {
     return h;
   }
 
+  std::string image() const override {
+    std::string out;
+    put_frame(&out, std::to_string(applied_.value()));
+    for (const auto& [k, v] : kv_) {
+      // Prefixed so that an empty key or value never reads as the end mark.
+      put_frame(&out, "k" + k);
+      put_frame(&out, "v" + v);
+    }
+    put_frame(&out, {});
+    return out;
+  }
+
  private:
   ReferenceDisk* disk_;
   std::map<std::string, std::string> kv_;
@@ -153,17 +213,47 @@ class ReferenceMachine final : public Machine {
 }  // namespace
 
 std::unique_ptr<Machine> open_kv_machine(const std::string& dir) {
-  kv::StoreOptions so;
-  so.rocksdb_wal = false;
-  so.flush_on_close = false;  // a crash loses every unflushed apply batch
-  so.block_cache_bytes = 1 << 20;
-  auto store = kv::Store::open(dir, so);
+  auto store = kv::Store::open(dir, kv_options());
   RAFTKV_CHECK_MSG(store.is_ok(), store.status().to_string().c_str());
   return std::make_unique<KvMachine>(std::move(*store));
 }
 
 std::unique_ptr<Machine> open_reference_machine(ReferenceDisk* disk) {
   return std::make_unique<ReferenceMachine>(disk);
+}
+
+Result<std::unique_ptr<Machine>> restore_kv_machine(const std::string& dir, const std::string& image) {
+  std::string_view rest = image;
+  kv::ChunkSource source = [&rest]() -> Result<std::optional<std::string>> {
+    auto f = next_frame(&rest);
+    if (!f.is_ok()) return f.status();
+    if (!f->has_value()) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(**f));
+  };
+  auto store = kv::Store::restore(dir, kv_options(), source);
+  if (!store.is_ok()) return store.status();
+  return std::unique_ptr<Machine>(std::make_unique<KvMachine>(std::move(*store)));
+}
+
+Result<std::unique_ptr<Machine>> restore_reference_machine(ReferenceDisk* disk,
+                                                           const std::string& image) {
+  std::string_view rest = image;
+  auto applied = next_frame(&rest);
+  if (!applied.is_ok()) return applied.status();
+  if (!applied->has_value()) return Status::corruption("sim image: no applied index");
+  ReferenceDisk fresh;
+  fresh.applied = raft::Index(std::stoull(std::string(**applied)));
+  for (;;) {
+    auto k = next_frame(&rest);
+    if (!k.is_ok()) return k.status();
+    if (!k->has_value()) break;
+    auto v = next_frame(&rest);
+    if (!v.is_ok()) return v.status();
+    if (!v->has_value()) return Status::corruption("sim image: key without a value");
+    fresh.kv.emplace(std::string((**k).substr(1)), std::string((**v).substr(1)));
+  }
+  *disk = std::move(fresh);
+  return open_reference_machine(disk);
 }
 
 }  // namespace raftkv::sim

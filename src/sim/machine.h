@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "raft/types.h"
 #include "raftkv/internal.pb.h"
 #include "sim/history.h"
@@ -52,6 +53,9 @@ class Machine {
   virtual void crash() = 0;
   /// Digest of the whole state (kv: etcd's HashKV).
   virtual uint64_t state_hash() const = 0;
+  /// A snapshot image of the state at applied_index() (kv: the framed chunks
+  /// of kv::Store::snapshot()). Restore it with restore_*_machine.
+  virtual std::string image() const = 0;
 };
 
 /// Durable part of the reference machine: outlives every incarnation of a node.
@@ -64,5 +68,14 @@ struct ReferenceDisk {
 std::unique_ptr<Machine> open_kv_machine(const std::string& dir);
 /// The in-memory register-per-key machine over `disk`.
 std::unique_ptr<Machine> open_reference_machine(ReferenceDisk* disk);
+
+/// Snapshot install: a new kv::Store built in `dir` (which must not exist)
+/// from an image of a KvMachine (kv::Store::restore), durable when this returns.
+/// Errors: the image is malformed (kCorruption) or an I/O error.
+Result<std::unique_ptr<Machine>> restore_kv_machine(const std::string& dir, const std::string& image);
+/// Snapshot install for the reference machine: replaces `disk` (durably) with
+/// an image of a ReferenceMachine and opens it.
+Result<std::unique_ptr<Machine>> restore_reference_machine(ReferenceDisk* disk,
+                                                           const std::string& image);
 
 }  // namespace raftkv::sim

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   app.add_option("--nodes", nodes, "Initial voters: 3 or 5 (default: chosen by the seed)")
       ->check(CLI::IsMember({3, 5}));
   app.add_option("--faults", faults,
-                 "Fault classes: all|network|crash|partition|membership|none or a comma list")
+                 "Fault classes: all|network|crash|partition|membership|figure8|none or a comma list")
       ->capture_default_str();
   app.add_option("--last", last, "Events to print when a run fails")->capture_default_str();
   app.add_flag("--keep-going", keep_going, "Do not stop the swarm at the first failure");
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   const bool tty = !single && isatty(STDERR_FILENO) != 0;
   const auto wall_start = std::chrono::steady_clock::now();
   uint64_t failures = 0, runs = 0, sim_us = 0, ops_ok = 0, ops_indet = 0, crashes = 0,
-           membership = 0, gave_up = 0, committed = 0;
+           membership = 0, gave_up = 0, committed = 0, snaps_made = 0, snaps_installed = 0;
   for (uint64_t i = 0; i < count; ++i) {
     RunOptions o;
     o.seed = start + i;
@@ -144,11 +144,14 @@ int main(int argc, char** argv) {
     ops_indet += r.stats.ops_indeterminate;
     crashes += r.stats.crashes;
     membership += r.stats.membership_changes;
+    snaps_made += r.stats.snapshots_made;
+    snaps_installed += r.stats.snapshots_installed;
     committed += r.stats.committed;
     gave_up += r.stats.checker_gave_up ? 1 : 0;
     if (single) {
       std::printf("seed %llu: %s, nodes %d, %s, faults %s, %.1f simulated s, %llu events, committed %llu, "
-                  "ops %llu ok / %llu indeterminate, crashes %llu, max term %llu, trace %016llx\n",
+                  "ops %llu ok / %llu indeterminate, crashes %llu, max term %llu, snapshots %llu made / %llu "
+                  "installed, trace %016llx\n",
                   static_cast<unsigned long long>(o.seed), r.ok ? "ok" : "FAILED", o.nodes,
                   o.kv_store ? "kv::Store" : "reference machine",
                   raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str(),
@@ -159,6 +162,8 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.stats.ops_indeterminate),
                   static_cast<unsigned long long>(r.stats.crashes),
                   static_cast<unsigned long long>(r.stats.max_term),
+                  static_cast<unsigned long long>(r.stats.snapshots_made),
+                  static_cast<unsigned long long>(r.stats.snapshots_installed),
                   static_cast<unsigned long long>(r.stats.trace_hash));
     }
     if (!r.ok) {
@@ -192,10 +197,13 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(failures), static_cast<double>(runs) / wall,
                 static_cast<double>(sim_us) / 1e6 / wall, static_cast<double>(sim_us) / 1e6, wall);
     std::printf("  client ops: %llu completed, %llu indeterminate; crashes %llu; membership "
-                "changes %llu; mean committed index %.0f; checker budget hit in %llu runs\n",
+                "changes %llu; snapshots %llu made / %llu installed; mean committed index %.0f; checker "
+                "budget hit in %llu runs\n",
                 static_cast<unsigned long long>(ops_ok), static_cast<unsigned long long>(ops_indet),
                 static_cast<unsigned long long>(crashes),
                 static_cast<unsigned long long>(membership),
+                static_cast<unsigned long long>(snaps_made),
+                static_cast<unsigned long long>(snaps_installed),
                 runs ? static_cast<double>(committed) / static_cast<double>(runs) : 0.0,
                 static_cast<unsigned long long>(gave_up));
     std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),

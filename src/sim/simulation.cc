@@ -48,9 +48,10 @@ Result<uint32_t> parse_fault_classes(const std::string& spec) {
     else if (part == "partition") mask |= kFaultPartition;
     else if (part == "crash") mask |= kFaultCrash;
     else if (part == "membership") mask |= kFaultMembership;
+    else if (part == "figure8") mask |= kFaultFigure8;
     else if (part == "none") mask |= 0;
     else return Status::invalid_argument("unknown fault class '" + part +
-                                         "' (all|network|crash|partition|membership|none)");
+                                         "' (all|network|crash|partition|membership|figure8|none)");
     start = comma + 1;
   }
   return mask;
@@ -68,6 +69,7 @@ std::string fault_classes_name(uint32_t mask) {
   add(kFaultPartition, "partition");
   add(kFaultCrash, "crash");
   add(kFaultMembership, "membership");
+  add(kFaultFigure8, "figure8");
   return s;
 }
 
@@ -120,7 +122,8 @@ const char* msg_type_name(MessageType t) {
 struct Node {
   NodeId id;
   std::unique_ptr<storage::FaultFileSystem> fs;  // the simulated disk
-  std::string kv_dir;                            // RocksDB's (real) directory
+  std::string kv_dir;                            // RocksDB's (real) directories: kv_dir.<kv_gen>
+  uint64_t kv_gen = 0;  // the store in use (a snapshot install builds the next one)
   std::unique_ptr<storage::DiskLogStorage> log;
   std::unique_ptr<Machine> machine;
   ReferenceDisk reference_disk;  // the reference machine's durable state
@@ -133,7 +136,12 @@ struct Node {
   uint64_t tick_us = 10 * kMs;  // this node's tick period (clock drift)
   uint64_t paused_until_us = 0;
   Index applied;  // last committed entry handed to the state machine
-  int crash_at_stage = 0;  // 1..4: crash inside the next Ready at that stage
+  // 1..4: crash inside the next Ready at that stage; 5: the disk fails part
+  // way through the next snapshot save; 6: crash after the next snapshot is
+  // saved, before the log is compacted.
+  int crash_at_stage = 0;
+  Index last_snapshot;  // newest snapshot this node made or installed
+  bool snapshot_due = false;  // a member was added: the next snapshot must include it
   // Client requests this node is serving.
   std::map<uint64_t, int> pending_writes;          // op id -> client
   struct WaitingRead {
@@ -214,6 +222,10 @@ class Simulation {
   void handle_ready(Node& n);
   void apply_committed(Node& n, const std::vector<Entry>& ents);
   void serve_reads(Node& n);
+  void maybe_snapshot(Node& n);
+  bool install_snapshot(Node& n, const raft::Snapshot& snap);
+  std::string kv_path(const Node& n) const { return n.kv_dir + "." + std::to_string(n.kv_gen); }
+  void isolate(Node& n, uint64_t min_us, uint64_t max_us, const char* why);
   void send(Node& from, const Message& m);
   void crash(Node& n, const char* why);
 
@@ -233,6 +245,7 @@ class Simulation {
 
   // --- checks
   void check_step();
+  void check_committed_protected();
   void record_committed(Node& n, const Entry& e);
   void record_outcome(Index index, uint64_t digest, const std::string& what);
   void fail(std::string property, std::string detail);
@@ -276,6 +289,8 @@ class Simulation {
   storage::DiskLogStorageOptions log_options_;
   uint64_t max_msg_bytes_ = 1 << 20;
   size_t max_inflight_msgs_ = 256;
+  uint64_t snapshot_every_ = 0;   // applied entries between local snapshots (0 = never)
+  uint64_t snapshot_margin_ = 0;  // entries kept in the log behind a snapshot
 
   // Network state.
   bool blocked_[kMaxNodes][kMaxNodes] = {};
@@ -345,6 +360,20 @@ void Simulation::choose_parameters() {
   // so a follower catches up entry by entry.
   if (rng_.chance(0.5)) max_msg_bytes_ = rng_.chance(0.5) ? 1 : rng_.range(64, 512);
   max_inflight_msgs_ = rng_.chance(0.5) ? rng_.range(1, 8) : 256;
+  // Snapshots through the server's code paths (kv image, snapshot store,
+  // compaction): often, so followers that fall behind catch up by install.
+  if (rng_.chance(0.6)) {
+    snapshot_every_ = rng_.range(3, 40);
+    snapshot_margin_ = rng_.below(snapshot_every_ + 1);
+    log_options_.snapshots.retain = static_cast<uint32_t>(rng_.range(1, 3));
+    log_options_.snapshots.chunk_bytes = rng_.range(64, 4096);
+  }
+  if (faults_ & kFaultFigure8) {
+    // Figure 8 needs appends of one entry: a new leader's replicas of an
+    // earlier term's entry then reach a majority before its own first entry.
+    max_msg_bytes_ = 1;
+    max_inflight_msgs_ = rng_.range(1, 2);
+  }
 }
 
 Node& Simulation::create_node(NodeId id) {
@@ -386,7 +415,20 @@ void Simulation::start_node(Node& n) {
     return;
   }
   n.log = std::move(*log);
-  n.machine = opt_.kv_store ? open_kv_machine(n.kv_dir) : open_reference_machine(&n.reference_disk);
+  n.machine = opt_.kv_store ? open_kv_machine(kv_path(n)) : open_reference_machine(&n.reference_disk);
+  n.applied = n.log->snapshot_metadata() ? n.log->snapshot_metadata()->index : Index(0);
+  n.last_snapshot = n.applied;
+  if (n.applied > std::max(Index(1), n.machine->applied_index())) {
+    // The log holds a snapshot the state machine never finished installing
+    // (a crash between persisting it and installing it): install it now.
+    auto snap = n.log->snapshot();
+    if (!snap.is_ok()) {
+      fail("recovery", "node " + std::to_string(n.id.value()) +
+                           " cannot read its snapshot: " + snap.status().to_string());
+      return;
+    }
+    if (!install_snapshot(n, *snap)) return;
+  }
   raft::Config cfg;
   cfg.id = n.id;
   cfg.election_ticks = 10;
@@ -394,9 +436,10 @@ void Simulation::start_node(Node& n) {
   cfg.max_size_per_msg_bytes = max_msg_bytes_;
   cfg.max_inflight_msgs = max_inflight_msgs_;
   cfg.seed = opt_.seed ^ (n.incarnation * 0x9E3779B97F4A7C15ull) ^ n.id.value();
-  // The configuration is rebuilt by replaying the log after the snapshot; the
+  // As the server does: every entry after the snapshot comes out again; the
+  // configuration is rebuilt by replaying them on the snapshot's, and the
   // store skips what it already holds (index <= store.applied_index()).
-  cfg.applied = Index(0);
+  cfg.applied = n.applied;
   auto core = raft::Core::create(cfg, n.log.get());
   if (!core.is_ok()) {
     fail("recovery", "node " + std::to_string(n.id.value()) +
@@ -407,11 +450,11 @@ void Simulation::start_node(Node& n) {
   n.alive = true;
   n.paused_until_us = 0;
   n.crash_at_stage = 0;
-  n.applied = n.log->snapshot_metadata() ? n.log->snapshot_metadata()->index : Index(0);
   ++n.incarnation;
   trace("start n" + std::to_string(n.id.value()) + " store_applied=" +
-        std::to_string(n.machine->applied_index().value()) + " last=" +
-        std::to_string(n.log->last_index().value()));
+        std::to_string(n.machine->applied_index().value()) + " snapshot=" +
+        std::to_string(n.applied.value()) + " first=" + std::to_string(n.log->first_index().value()) +
+        " last=" + std::to_string(n.log->last_index().value()));
   schedule(rng_.range(1, n.tick_us), EvKind::kTick, static_cast<int>(n.id.value()), n.incarnation);
 }
 
@@ -633,7 +676,7 @@ void Simulation::handle_ready(Node& n) {
   // it lands between a write and the messages that depend on it.
   const bool has_work = !rd.entries.empty() || rd.hard_state.has_value() ||
                         !rd.committed_entries.empty() || !rd.messages_after_persist.empty();
-  const int crash_stage = has_work ? n.crash_at_stage : 0;
+  const int crash_stage = (has_work && n.crash_at_stage <= 4) ? n.crash_at_stage : 0;
   auto crash_here = [&](int stage) {
     if (crash_stage != stage) return false;
     crash(n, ("inside a Ready, stage " + std::to_string(stage)).c_str());
@@ -648,13 +691,28 @@ void Simulation::handle_ready(Node& n) {
     const Term t = n.core->term();
     for (uint64_t i = 2; i <= committed_.size() && i <= commit_term_.size(); ++i) {
       if (commit_term_[i - 1] >= t) continue;
-      if (!n.core->log().match_term(Index(i), committed_[i - 1].term)) {
+      if (Index(i) >= n.core->log().first_index() &&
+          !n.core->log().match_term(Index(i), committed_[i - 1].term)) {
         fail("leader completeness",
              "node " + std::to_string(n.id.value()) + " became leader of term " +
                  std::to_string(n.core->term().value()) + " without committed entry " +
                  std::to_string(i) + " (term " + std::to_string(committed_[i - 1].term.value()) + ")");
         return;
       }
+    }
+    // Figure 8: this leader's first entry lands at an index where another
+    // node holds an uncommitted entry of an earlier term. Cut the leader off
+    // before it replicates anything, so that the other node may win the next
+    // election and replicate its older entry while this one survives here.
+    if ((faults_ & kFaultFigure8) != 0 && phase_ == Phase::kFaults && rng_.chance(0.8)) {
+      const Index p = n.core->log().last_index();
+      bool conflict = false;
+      for (auto& [oid, o] : nodes_) {
+        if (o.get() == &n || !o->alive || o->removed) continue;
+        conflict = conflict || (p.value() > committed_.size() && o->core->log().last_index() >= p &&
+                                !o->core->log().match_term(p, t));
+      }
+      if (conflict) isolate(n, 200 * kMs, 1500 * kMs, "figure8: cut off a fresh leader");
     }
     // A leader that dies within moments of its election, while it is still
     // catching followers up (Figure 8 of the Raft paper needs exactly this).
@@ -680,11 +738,6 @@ void Simulation::handle_ready(Node& n) {
 #endif
   if (crash_here(1)) return;
   // 2. Persist snapshot, entries and hard state with one sync.
-  if (rd.snapshot) {
-    // The log is never compacted in the simulator, so the only snapshot that
-    // exists is the bootstrap one every node already holds.
-    RAFTKV_CHECK_MSG(rd.snapshot->metadata.index <= Index(1), "sim: unexpected snapshot install");
-  }
   if (!rd.entries.empty() || rd.hard_state || rd.snapshot) {
     const raft::HardState* hs = rd.hard_state ? &*rd.hard_state : nullptr;
     Status s = n.log->save(hs, rd.entries, rd.snapshot ? &*rd.snapshot : nullptr);
@@ -703,6 +756,14 @@ void Simulation::handle_ready(Node& n) {
     }
   }
   if (crash_here(2)) return;
+  // The snapshot from the leader replaces the state machine (a crash before
+  // this point installs it from the log at restart).
+  if (rd.snapshot && rd.snapshot->metadata.index > Index(1)) {
+    trace("n" + std::to_string(n.id.value()) + " installs snapshot " +
+          std::to_string(rd.snapshot->metadata.index.value()));
+    if (!install_snapshot(n, *rd.snapshot)) return;
+    ++result_.stats.snapshots_installed;
+  }
   // 3. Messages that speak for durable state.
   for (const Message& m :
        rd.messages_after_persist.release(raft::Persisted::kHardStateEntriesAndSnapshotAreDurable)) {
@@ -726,6 +787,92 @@ void Simulation::handle_ready(Node& n) {
   n.core->check_invariants();
   serve_reads(n);
   if (crash_stage != 0) n.crash_at_stage = 0;
+  maybe_snapshot(n);
+}
+
+bool Simulation::install_snapshot(Node& n, const raft::Snapshot& snap) {
+  const Index idx = snap.metadata.index;
+  if (n.machine->applied_index() >= idx) return true;  // the machine is already past it
+  n.machine->crash();  // replaced wholesale: nothing of it is needed any more
+  n.machine.reset();
+  Result<std::unique_ptr<Machine>> fresh = Status::ok();
+  if (opt_.kv_store) {
+    // The server's pattern: build the new store beside the old one, then
+    // switch the pointer to it and delete the old one.
+    const std::string old = kv_path(n);
+    const std::string next = n.kv_dir + "." + std::to_string(n.kv_gen + 1);
+    std::error_code ec;
+    std::filesystem::remove_all(next, ec);
+    fresh = restore_kv_machine(next, snap.data);
+    if (fresh.is_ok()) {
+      ++n.kv_gen;
+      std::filesystem::remove_all(old, ec);
+    }
+  } else {
+    fresh = restore_reference_machine(&n.reference_disk, snap.data);
+  }
+  if (!fresh.is_ok()) {
+    fail("snapshot install", "node " + std::to_string(n.id.value()) + " cannot install snapshot " +
+                                 std::to_string(idx.value()) + ": " + fresh.status().to_string());
+    return false;
+  }
+  n.machine = std::move(*fresh);
+  if (n.machine->applied_index() != idx) {
+    fail("snapshot install", "node " + std::to_string(n.id.value()) + " installed snapshot " +
+                                 std::to_string(idx.value()) + " but its state machine is at " +
+                                 std::to_string(n.machine->applied_index().value()));
+    return false;
+  }
+  n.applied = std::max(n.applied, idx);
+  n.last_snapshot = std::max(n.last_snapshot, idx);
+  return true;
+}
+
+void Simulation::maybe_snapshot(Node& n) {
+  // The server's rule (Node::maybe_make_snapshot, persist_local_snapshot):
+  // every snapshot_every_ applied entries, flush the state machine, save its
+  // image with the applied index, term and configuration, then compact the
+  // log up to a catch-up margin behind it.
+  if (snapshot_every_ == 0 || !n.alive || !result_.ok) return;
+  if (!n.snapshot_due && n.applied.value() < n.last_snapshot.value() + snapshot_every_) return;
+  if (n.machine->applied_index() != n.applied) return;  // still replaying after a restart
+  if (n.applied <= n.last_snapshot || n.applied > n.log->last_index()) return;
+  n.machine->flush();
+  raft::Snapshot snap;
+  snap.metadata.index = n.applied;
+  snap.metadata.term = n.core->log().term(n.applied);
+  snap.metadata.conf_state = n.core->status().config;
+  snap.data = n.machine->image();
+  n.last_snapshot = n.applied;
+  n.snapshot_due = false;
+  const int stage = n.crash_at_stage;
+  if (stage >= 5) n.crash_at_stage = 0;
+  if (stage == 5) {
+    // The disk fails part way through writing the snapshot file.
+    n.fs->fail_writes(storage::FaultFileSystem::Failure::kIO, rng_.below(3));
+  }
+  Status s = n.log->add_snapshot(snap);
+  if (!s.is_ok()) {
+    crash(n, ("snapshot save failed: " + s.to_string()).c_str());
+    return;
+  }
+  if (stage == 6) {
+    crash(n, "after saving a snapshot, before compacting the log");
+    return;
+  }
+  ++result_.stats.snapshots_made;
+  if (n.applied.value() > snapshot_margin_) {
+    const Index to(n.applied.value() - snapshot_margin_);
+    if (to >= n.log->first_index()) {
+      s = n.log->compact(to);
+      if (!s.is_ok()) {
+        crash(n, ("log compaction failed: " + s.to_string()).c_str());
+        return;
+      }
+    }
+  }
+  trace("n" + std::to_string(n.id.value()) + " snapshot at " + std::to_string(n.applied.value()) +
+        ", log from " + std::to_string(n.log->first_index().value()));
 }
 
 void Simulation::record_committed(Node& n, const Entry& e) {
@@ -824,6 +971,11 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
           Node* target = node(c.node_id);
           if (target == nullptr) continue;
           if (c.type == ConfChangeType::kAddLearner) target->joined = true;
+          // A snapshot taken before a member was added does not include it,
+          // and the member refuses to install it (Core::restore): with the
+          // log compacted past its start it could never catch up until the
+          // next periodic snapshot. Snapshot right after the change.
+          if (c.type != ConfChangeType::kRemoveNode) n.snapshot_due = true;
           if (c.type == ConfChangeType::kRemoveNode && !target->stop_scheduled) {
             // Once the removal is applied anywhere it is committed: stop the node.
             target->stop_scheduled = true;
@@ -892,6 +1044,17 @@ void Simulation::heal_partition() {
   ++seq_of_partition_;
 }
 
+void Simulation::isolate(Node& n, uint64_t min_us, uint64_t max_us, const char* why) {
+  heal_partition();
+  partition_active_ = true;
+  for (Node* o : members()) {
+    blocked_[n.id.value()][o->id.value()] = true;
+    blocked_[o->id.value()][n.id.value()] = true;
+  }
+  trace(std::string(why) + ": isolate n" + std::to_string(n.id.value()));
+  schedule(rng_.range(min_us, max_us), EvKind::kHeal, 0, seq_of_partition_);
+}
+
 void Simulation::heal_all() {
   heal_partition();
   loss_ = 0;
@@ -909,7 +1072,7 @@ void Simulation::heal_all() {
 
 void Simulation::inject_fault() {
   std::vector<uint32_t> classes;
-  for (uint32_t c : {kFaultNetwork, kFaultPartition, kFaultCrash}) {
+  for (uint32_t c : {kFaultNetwork, kFaultPartition, kFaultCrash, kFaultFigure8}) {
     if (faults_ & c) classes.push_back(c);
   }
   if (classes.empty()) return;
@@ -927,6 +1090,13 @@ void Simulation::inject_fault() {
     trace("network: loss " + std::to_string(loss_) + " dup " + std::to_string(dup_));
     return;
   }
+  if (cls == kFaultFigure8) {
+    // The leader is cut off briefly, often with entries it could not
+    // replicate: the first half of Figure 8.
+    Node* l = leader();
+    isolate(l != nullptr ? *l : *victim, 50 * kMs, 600 * kMs, "figure8: isolate the leader");
+    return;
+  }
   if (cls == kFaultPartition) {
     heal_partition();
     std::vector<Node*> all = members();
@@ -935,11 +1105,8 @@ void Simulation::inject_fault() {
     if (kind == 0) {  // isolate one node (often the leader)
       Node* l = leader();
       Node* iso = (l != nullptr && rng_.chance(0.6)) ? l : victim;
-      for (Node* o : all) {
-        blocked_[iso->id.value()][o->id.value()] = true;
-        blocked_[o->id.value()][iso->id.value()] = true;
-      }
-      trace("partition: isolate n" + std::to_string(iso->id.value()));
+      isolate(*iso, 200 * kMs, 3 * kSec, "partition");
+      return;
     } else if (kind == 1) {  // majority / minority split
       std::vector<Node*> order = all;
       for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng_.below(i)]);
@@ -974,7 +1141,7 @@ void Simulation::inject_fault() {
   if (kind == 0) {
     crash(*victim, "crash");
   } else if (kind == 1) {
-    victim->crash_at_stage = static_cast<int>(rng_.range(1, 4));
+    victim->crash_at_stage = static_cast<int>(rng_.range(1, snapshot_every_ != 0 ? 6 : 4));
     trace("arm crash of n" + std::to_string(victim->id.value()) + " inside its next Ready, stage " +
           std::to_string(victim->crash_at_stage));
   } else if (kind == 2) {
@@ -1242,6 +1409,59 @@ void Simulation::check_step() {
       return;
     }
   }
+  check_committed_protected();
+}
+
+void Simulation::check_committed_protected() {
+  // The safety argument of Raft as a state predicate (§3.6.3): a node that
+  // lacks a committed entry can never again win an election. A node wins if
+  // a majority of its configuration's voters (both halves while joint) finds
+  // its log at least as up to date as theirs (§3.6.1) -- terms can always be
+  // raised by timeouts, so that is all it takes. Only live nodes are counted,
+  // as candidates and as voters (a crashed node's log may change on restart),
+  // which errs on the side of not reporting. This catches a wrongly committed
+  // entry the moment it is committed, not only once a later election and
+  // overwrite happen to follow (Figure 8's last step).
+  const uint64_t top = committed_.size();
+  if (top < 2) return;
+  const Index ci(top);
+  const Term ct = committed_[top - 1].term;
+  auto holds = [&](const Node& x) {
+    const raft::RaftLog& l = x.core->log();
+    return ci < l.first_index() || l.match_term(ci, ct);
+  };
+  for (auto& [id, x] : nodes_) {
+    if (!x->alive || x->removed || holds(*x)) continue;
+    const raft::ConfState cs = x->core->status().config;
+    auto is_voter = [&](const std::vector<NodeId>& set) {
+      return std::find(set.begin(), set.end(), x->id) != set.end();
+    };
+    if (!is_voter(cs.voters) && !is_voter(cs.voters_outgoing)) continue;
+    const Index li = x->core->log().last_index();
+    const Term lt = x->core->log().last_term();
+    std::string voters;
+    auto wins = [&](const std::vector<NodeId>& set) {
+      if (set.empty()) return true;
+      size_t votes = 0;
+      for (NodeId v : set) {
+        Node* y = node(v);
+        if (y == nullptr || !y->alive || y->removed) continue;
+        if (y == x.get() || y->core->log().is_up_to_date(li, lt)) {
+          ++votes;
+          voters += " n" + std::to_string(v.value());
+        }
+      }
+      return 2 * votes > set.size();
+    };
+    if (wins(cs.voters) && wins(cs.voters_outgoing)) {
+      fail("committed entries are protected",
+           "node " + std::to_string(x->id.value()) + " lacks committed entry " + std::to_string(top) +
+               " (term " + std::to_string(ct.value()) + ") but its log (last index " +
+               std::to_string(li.value()) + ", term " + std::to_string(lt.value()) +
+               ") is at least as up to date as that of a majority:" + voters);
+      return;
+    }
+  }
 }
 
 void Simulation::final_checks() {
@@ -1340,7 +1560,7 @@ RunResult Simulation::run() {
     clients_.push_back(c);
     schedule(rng_.range(0, 100 * kMs), EvKind::kClientNext, i);
   }
-  if (faults_ & (kFaultNetwork | kFaultPartition | kFaultCrash)) {
+  if (faults_ & (kFaultNetwork | kFaultPartition | kFaultCrash | kFaultFigure8)) {
     schedule(rng_.range(100 * kMs, fault_interval_us_), EvKind::kFault);
   }
   if (faults_ & kFaultMembership) schedule(rng_.range(300 * kMs, 1 * kSec), EvKind::kAdmin);

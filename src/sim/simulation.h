@@ -28,10 +28,14 @@ enum FaultClass : uint32_t {
   kFaultPartition = 1u << 1,   ///< Isolation, majority/minority split, one-way and flapping links.
   kFaultCrash = 1u << 2,       ///< Crashes (also inside a Ready), disk errors, pauses.
   kFaultMembership = 1u << 3,  ///< Add a learner, promote it, remove a voter (leader included).
-  kFaultAll = kFaultNetwork | kFaultPartition | kFaultCrash | kFaultMembership,
+  /// Raft's Figure 8: one entry per append, short isolations of the leader,
+  /// and a fresh leader whose first entry conflicts with another node's
+  /// uncommitted tail is cut off before it replicates it.
+  kFaultFigure8 = 1u << 4,
+  kFaultAll = kFaultNetwork | kFaultPartition | kFaultCrash | kFaultMembership | kFaultFigure8,
 };
 
-/// Parses "all|network|crash|partition|membership|none" (or a comma list).
+/// Parses "all|network|crash|partition|membership|figure8|none" (or a comma list).
 Result<uint32_t> parse_fault_classes(const std::string& spec);
 std::string fault_classes_name(uint32_t mask);
 
@@ -57,6 +61,8 @@ struct RunStats {
   uint64_t max_term = 0;
   uint64_t crashes = 0;
   uint64_t membership_changes = 0;
+  uint64_t snapshots_made = 0;       ///< Local snapshots saved (and the log compacted).
+  uint64_t snapshots_installed = 0;  ///< Snapshots received from a leader and installed.
   uint64_t checker_steps = 0;
   bool checker_gave_up = false;  ///< The WGL search hit its budget on some key.
   uint32_t fault_mix = 0;        ///< Fault classes this run used.

@@ -42,9 +42,14 @@ Result<std::unique_ptr<DiskLogStorage>> DiskLogStorage::open(FileSystem* fs, con
     Result<Term> t = w.term(m.index);
     if (m.index > base.index && !(t.is_ok() && *t == m.term)) {
       // The snapshot file is durable but its WAL marker was not written:
-      // finish that save now.
+      // finish that save now. A snapshot holds only committed entries, and
+      // the hard state of the interrupted save (commit >= the snapshot) may
+      // be lost with it: raise the commit index to the snapshot's.
       SnapshotMarker marker{m.index, m.term};
-      RAFTKV_RETURN_IF_ERROR(w.save(nullptr, {}, &marker));
+      raft::HardState hs = w.hard_state();
+      const bool raise = hs.commit < m.index;
+      if (raise) hs.commit = m.index;
+      RAFTKV_RETURN_IF_ERROR(w.save(raise ? &hs : nullptr, {}, &marker));
     }
     s->snapshot_meta_ = m;
     s->snapshot_path_ = choice->path;
