@@ -173,13 +173,6 @@ class EtcdctlAgainstEtcd(unittest.TestCase):
         # shape; the cluster id in every header is the one etcd would print.
         self.assertEqual(mine["header"]["member_id"], mine["members"][0]["ID"])
 
-    def test_07_unregistered_methods_are_unimplemented(self):
-        """etcd services raftkv does not serve yet (auth here) answer gRPC
-        UNIMPLEMENTED rather than a half-working reply."""
-        r = h.etcdctl([self.rk.endpoints], "user", "list")
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("Unimplemented", r.stderr)
-
     def test_06_python_etcd3_client(self):
         """The Python etcd3 client works unchanged: put/get/delete, prefixes,
         transactions with compare on value and version."""
