@@ -18,7 +18,7 @@ def leader_node(c):
         if r.returncode != 0:
             continue
         st = json.loads(r.stdout)[0]["Status"]
-        if st["leader"] == st["header"]["member_id"]:
+        if st.get("leader", 0) == st["header"]["member_id"]:  # no "leader" field while there is none
             return n
     return None
 

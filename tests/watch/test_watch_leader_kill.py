@@ -106,7 +106,7 @@ def leader_of(cluster: h.Cluster) -> h.Node:
                 continue
             st = json.loads(r.stdout)[0]["Status"]
             ids[st["header"]["member_id"]] = n
-            leader = leader or st["leader"]
+            leader = leader or st.get("leader", 0)  # absent while there is none
         if leader in ids:
             return ids[leader]
         time.sleep(0.2)
