@@ -9,6 +9,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,7 +76,39 @@ struct Connections {
 
 constexpr Nanos kConnectTimeoutNs = 5'000'000'000;
 
+Result<std::string> read_pem(const char* flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::invalid_argument(std::string("cannot read ") + flag + " \"" + path + "\"");
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (out.str().find("-----BEGIN") == std::string::npos) {
+    return Status::invalid_argument(std::string(flag) + " \"" + path + "\" holds no PEM data");
+  }
+  return out.str();
+}
+
+Result<std::shared_ptr<grpc::ChannelCredentials>> credentials(const BenchOptions& o) {
+  if (!o.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;  // empty root certs: gRPC's default roots
+  if (!o.tls_cacert.empty()) {
+    Result<std::string> pem = read_pem("--cacert", o.tls_cacert);
+    if (!pem) return pem.status();
+    ssl.pem_root_certs = std::move(*pem);
+  }
+  if (!o.tls_cert.empty()) {
+    Result<std::string> cert = read_pem("--cert", o.tls_cert);
+    if (!cert) return cert.status();
+    Result<std::string> key = read_pem("--key", o.tls_key);
+    if (!key) return key.status();
+    ssl.pem_cert_chain = std::move(*cert);
+    ssl.pem_private_key = std::move(*key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 Result<Connections> connect(const BenchOptions& o) {
+  Result<std::shared_ptr<grpc::ChannelCredentials>> creds = credentials(o);
+  if (!creds) return creds.status();
   Connections c;
   for (uint32_t i = 0; i < o.conns; ++i) {
     const std::string& target = o.endpoints[i % o.endpoints.size()];
@@ -83,7 +117,7 @@ Result<Connections> connect(const BenchOptions& o) {
     args.SetInt("raftkv.bench.channel_index", static_cast<int>(i));
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-    auto ch = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    auto ch = grpc::CreateCustomChannel(target, *creds, args);
     if (!ch->WaitForConnected(deadline_after(kConnectTimeoutNs))) {
       return Status::unavailable("cannot connect to " + target + " within 5 s");
     }

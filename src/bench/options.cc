@@ -123,6 +123,9 @@ Status validate(const BenchOptions& o) {
       return Status::invalid_argument("--endpoints: \"" + e + "\" is not host:port");
     }
   }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return Status::invalid_argument("--cert and --key must be given together");
+  }
   if (o.conns < 1 || o.conns > kMaxConns) {
     return Status::invalid_argument("--conns must be in [1, " + std::to_string(kMaxConns) + "]");
   }
@@ -226,6 +229,9 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
   app.add_option("--watchers", o.watchers, "watch: number of watch streams");
   app.add_option("--timeout", o.timeout_s, "Deadline of each request, seconds");
   app.add_option("--dir", o.dir, "fsync: directory for the probe file");
+  app.add_option("--cacert", o.tls_cacert, "TLS: CA bundle to verify servers (turns TLS on)");
+  app.add_option("--cert", o.tls_cert, "TLS: client certificate file (with --key)");
+  app.add_option("--key", o.tls_key, "TLS: the client certificate's key file");
   app.add_flag("--busy-cpu", o.busy_cpu,
                "fsync: keep a CPU runnable meanwhile (no idle wakeup cost on a VM)");
   app.add_flag("--json", o.json, "Print the result as JSON");
@@ -256,7 +262,11 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
 
   o.endpoints.clear();
   std::stringstream ss(endpoints);
-  for (std::string e; std::getline(ss, e, ',');) o.endpoints.push_back(strip_scheme(e));
+  for (std::string e; std::getline(ss, e, ',');) {
+    if (e.rfind("https://", 0) == 0) o.tls = true;
+    o.endpoints.push_back(strip_scheme(e));
+  }
+  if (!o.tls_cacert.empty() || !o.tls_cert.empty() || !o.tls_key.empty()) o.tls = true;
   if (!warmup.empty()) RAFTKV_RETURN_IF_ERROR(parse_warmup(warmup, o));
   if (read_ratio != -1) {
     if (o.workload != Workload::kMixed) {

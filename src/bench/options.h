@@ -42,6 +42,10 @@ struct BenchOptions {
   double timeout_s = 10;         ///< Deadline of each request.
   std::string dir = ".";         ///< fsync: directory to write the probe file in.
   bool busy_cpu = false;         ///< fsync: keep a CPU from idling meanwhile (see fsync.cc).
+  bool tls = false;              ///< Connect over TLS (an https:// endpoint or a TLS file given).
+  std::string tls_cacert;        ///< --cacert: CA bundle verifying servers ("" = system roots).
+  std::string tls_cert;          ///< --cert: client certificate (PEM), with key.
+  std::string tls_key;           ///< --key: the client certificate's private key (PEM).
   bool json = false;             ///< Print the result as JSON instead of text.
 
   /// The schedule parameters these options describe.
