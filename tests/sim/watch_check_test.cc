@@ -74,7 +74,7 @@ TEST(WatchCheck, DuplicateIsRejected) {
 TEST(WatchCheck, OutOfOrderIsRejected) {
   WatchRecord w = prefix_watch(1);
   auto h = store_history();
-  w.received = {h[0], h[2], h[1]};
+  w.received = {h[0], h[1], h[2], h[1]};
   EXPECT_NE(check_watch(w, h).find("out of order"), std::string::npos);
 }
 
