@@ -1059,7 +1059,12 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
   const std::vector<MachineOutcome> outcomes = n.machine->apply(batch);
   record_revisions(n);
   if (!result_.ok) return;
+#if RAFTKV_SIM_MUTATION == 4
+  // Mutation 4: the apply loop loses the events of one batch in 20.
+  if (n.hub && !watch_rng_.chance(0.05)) n.hub->feed(n.machine->last_events());
+#else
   if (n.hub) n.hub->feed(n.machine->last_events());
+#endif
   for (const MachineOutcome& out : outcomes) {
     record_outcome(out.index, mix(out.digest, out.ok ? 1 : 2), "node " + std::to_string(n.id.value()));
     if (!result_.ok) return;
@@ -1570,7 +1575,12 @@ void Simulation::watch_take(WatchClient& w, kv::WatchHub& hub, size_t max_events
       const bool deleted = e.type() == mvccpb::Event::DELETE;
       r.events.push_back(WatchEvent{e.kv().key(), deleted, deleted ? "" : e.kv().value()});
     }
+#if RAFTKV_SIM_MUTATION == 5
+    // Mutation 5: a re-watch starts at the last revision received.
+    w.next_revision = rev.revision;
+#else
     w.next_revision = rev.revision + 1;
+#endif
     w.record.received.push_back(std::move(r));
     ++result_.stats.watch_revisions;
   }
