@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   const auto wall_start = std::chrono::steady_clock::now();
   uint64_t failures = 0, runs = 0, sim_us = 0, ops_ok = 0, ops_indet = 0, crashes = 0,
            membership = 0, gave_up = 0, committed = 0, snaps_made = 0, snaps_installed = 0,
-           watches = 0, watch_revs = 0;
+           watches = 0, watch_revs = 0, watch_cancels = 0;
   for (uint64_t i = 0; i < count; ++i) {
     RunOptions o;
     o.seed = start + i;
@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
     committed += r.stats.committed;
     watches += r.stats.watches_started;
     watch_revs += r.stats.watch_revisions;
+    watch_cancels += r.stats.watches_cancelled;
     gave_up += r.stats.checker_gave_up ? 1 : 0;
     if (single) {
       std::printf("seed %llu: %s, nodes %d, %s, faults %s, %.1f simulated s, %llu events, committed %llu, "
@@ -203,7 +204,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(sim_us) / 1e6 / wall, static_cast<double>(sim_us) / 1e6, wall);
     std::printf("  client ops: %llu completed, %llu indeterminate; crashes %llu; membership "
                 "changes %llu; snapshots %llu made / %llu installed; mean committed index %.0f; checker "
-                "budget hit in %llu runs; watches %llu started, %llu revisions delivered\n",
+                "budget hit in %llu runs; watches %llu started (%llu cancelled by a compaction), %llu revisions delivered\n",
                 static_cast<unsigned long long>(ops_ok), static_cast<unsigned long long>(ops_indet),
                 static_cast<unsigned long long>(crashes),
                 static_cast<unsigned long long>(membership),
@@ -211,7 +212,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(snaps_installed),
                 runs ? static_cast<double>(committed) / static_cast<double>(runs) : 0.0,
                 static_cast<unsigned long long>(gave_up), static_cast<unsigned long long>(watches),
-                static_cast<unsigned long long>(watch_revs));
+                static_cast<unsigned long long>(watch_cancels), static_cast<unsigned long long>(watch_revs));
     std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),
                 static_cast<unsigned long long>(failures));
   }
