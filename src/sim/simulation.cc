@@ -1532,6 +1532,17 @@ void Simulation::check_committed_protected() {
 // ---------------------------------------------------------------------------
 // Watch clients
 
+/// A revision as the watch checker sees it (key, type and value per event).
+WatchRevision to_watch_revision(const kv::RevisionEvents& rev) {
+  WatchRevision r;
+  r.revision = rev.revision;
+  for (const mvccpb::Event& e : rev.events) {
+    const bool deleted = e.type() == mvccpb::Event::DELETE;
+    r.events.push_back(WatchEvent{e.kv().key(), deleted, deleted ? "" : e.kv().value()});
+  }
+  return r;
+}
+
 bool Simulation::watch_attach(WatchClient& w) {
   std::vector<Node*> candidates;
   for (Node* n : members()) {
@@ -1569,12 +1580,7 @@ bool Simulation::watch_attach(WatchClient& w) {
 void Simulation::watch_take(WatchClient& w, kv::WatchHub& hub, size_t max_events) {
   kv::WatchDelivery d = hub.take(w.hub_id, max_events);
   for (const kv::RevisionEvents& rev : d.revisions) {
-    WatchRevision r;
-    r.revision = rev.revision;
-    for (const mvccpb::Event& e : rev.events) {
-      const bool deleted = e.type() == mvccpb::Event::DELETE;
-      r.events.push_back(WatchEvent{e.kv().key(), deleted, deleted ? "" : e.kv().value()});
-    }
+    WatchRevision r = to_watch_revision(rev);
 #if RAFTKV_SIM_MUTATION == 5
     // Mutation 5: a re-watch starts at the last revision received.
     w.next_revision = rev.revision;
@@ -1645,12 +1651,7 @@ void Simulation::watch_final(WatchClient& w) {
 
 void Simulation::record_revisions(Node& n) {
   for (const kv::RevisionEvents& rev : n.machine->last_events()) {
-    WatchRevision r;
-    r.revision = rev.revision;
-    for (const mvccpb::Event& e : rev.events) {
-      const bool deleted = e.type() == mvccpb::Event::DELETE;
-      r.events.push_back(WatchEvent{e.kv().key(), deleted, deleted ? "" : e.kv().value()});
-    }
+    WatchRevision r = to_watch_revision(rev);
     auto [it, fresh] = revision_history_.emplace(r.revision, r);
     if (!fresh && it->second.events != r.events) {
       fail("same events at the same revision",
