@@ -65,6 +65,7 @@ class KvMachine final : public Machine {
     for (const MachineEntry& e : batch) entries.push_back(kv::ApplyEntry{e.index, e.request});
     auto res = store_->apply(entries);
     RAFTKV_CHECK_MSG(res.is_ok(), res.status().to_string().c_str());
+    last_events_ = std::move(res->events);
     std::vector<MachineOutcome> out;
     size_t next = 0;
     for (const kv::ApplyOutcome& o : res->outcomes) {
@@ -74,6 +75,13 @@ class KvMachine final : public Machine {
       m.index = o.index;
       m.request_id = req.header().id();
       m.member_id = req.header().member_id();
+      if (req.has_compaction() && !o.status.is_ok()) {
+        // A compaction of a revision already compacted is refused (etcd's
+        // ErrCompacted), the same way on every member.
+        m.digest = digest_bytes(o.status.to_string(), 1469598103934665603ull);
+        out.push_back(m);
+        continue;
+      }
       RAFTKV_CHECK_MSG(o.status.is_ok(), o.status.to_string().c_str());
       m.ok = true;
       if (req.has_delete_range()) m.ok = o.response.delete_range().deleted() > 0;
@@ -126,8 +134,12 @@ class KvMachine final : public Machine {
     return out;
   }
 
+  std::shared_ptr<kv::Store> kv_store() const override { return store_; }
+  const std::vector<kv::RevisionEvents>& last_events() const override { return last_events_; }
+
  private:
-  std::unique_ptr<kv::Store> store_;
+  std::shared_ptr<kv::Store> store_;
+  std::vector<kv::RevisionEvents> last_events_;
 };
 
 class ReferenceMachine final : public Machine {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "kv/store.h"
 #include "raft/types.h"
 #include "raftkv/internal.pb.h"
 #include "sim/history.h"
@@ -56,6 +57,15 @@ class Machine {
   /// A snapshot image of the state at applied_index() (kv: the framed chunks
   /// of kv::Store::snapshot()). Restore it with restore_*_machine.
   virtual std::string image() const = 0;
+  /// The real store behind the machine (what a kv::WatchHub reads history
+  /// from), or null for the reference machine.
+  virtual std::shared_ptr<kv::Store> kv_store() const { return nullptr; }
+  /// The events (ascending revisions) of the last apply() call: what the
+  /// node's apply loop feeds its kv::WatchHub. Empty for the reference machine.
+  virtual const std::vector<kv::RevisionEvents>& last_events() const {
+    static const std::vector<kv::RevisionEvents> kNone;
+    return kNone;
+  }
 };
 
 /// Durable part of the reference machine: outlives every incarnation of a node.

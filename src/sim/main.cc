@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
   const bool tty = !single && isatty(STDERR_FILENO) != 0;
   const auto wall_start = std::chrono::steady_clock::now();
   uint64_t failures = 0, runs = 0, sim_us = 0, ops_ok = 0, ops_indet = 0, crashes = 0,
-           membership = 0, gave_up = 0, committed = 0, snaps_made = 0, snaps_installed = 0;
+           membership = 0, gave_up = 0, committed = 0, snaps_made = 0, snaps_installed = 0,
+           watches = 0, watch_revs = 0, watch_cancels = 0;
   for (uint64_t i = 0; i < count; ++i) {
     RunOptions o;
     o.seed = start + i;
@@ -147,11 +148,14 @@ int main(int argc, char** argv) {
     snaps_made += r.stats.snapshots_made;
     snaps_installed += r.stats.snapshots_installed;
     committed += r.stats.committed;
+    watches += r.stats.watches_started;
+    watch_revs += r.stats.watch_revisions;
+    watch_cancels += r.stats.watches_cancelled;
     gave_up += r.stats.checker_gave_up ? 1 : 0;
     if (single) {
       std::printf("seed %llu: %s, nodes %d, %s, faults %s, %.1f simulated s, %llu events, committed %llu, "
                   "ops %llu ok / %llu indeterminate, crashes %llu, max term %llu, snapshots %llu made / %llu "
-                  "installed, trace %016llx\n",
+                  "installed, watches %llu (%llu revisions delivered), trace %016llx\n",
                   static_cast<unsigned long long>(o.seed), r.ok ? "ok" : "FAILED", o.nodes,
                   o.kv_store ? "kv::Store" : "reference machine",
                   raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str(),
@@ -164,6 +168,8 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.stats.max_term),
                   static_cast<unsigned long long>(r.stats.snapshots_made),
                   static_cast<unsigned long long>(r.stats.snapshots_installed),
+                  static_cast<unsigned long long>(r.stats.watches_started),
+                  static_cast<unsigned long long>(r.stats.watch_revisions),
                   static_cast<unsigned long long>(r.stats.trace_hash));
     }
     if (!r.ok) {
@@ -198,14 +204,15 @@ int main(int argc, char** argv) {
                 static_cast<double>(sim_us) / 1e6 / wall, static_cast<double>(sim_us) / 1e6, wall);
     std::printf("  client ops: %llu completed, %llu indeterminate; crashes %llu; membership "
                 "changes %llu; snapshots %llu made / %llu installed; mean committed index %.0f; checker "
-                "budget hit in %llu runs\n",
+                "budget hit in %llu runs; watches %llu started (%llu cancelled by a compaction), %llu revisions delivered\n",
                 static_cast<unsigned long long>(ops_ok), static_cast<unsigned long long>(ops_indet),
                 static_cast<unsigned long long>(crashes),
                 static_cast<unsigned long long>(membership),
                 static_cast<unsigned long long>(snaps_made),
                 static_cast<unsigned long long>(snaps_installed),
                 runs ? static_cast<double>(committed) / static_cast<double>(runs) : 0.0,
-                static_cast<unsigned long long>(gave_up));
+                static_cast<unsigned long long>(gave_up), static_cast<unsigned long long>(watches),
+                static_cast<unsigned long long>(watch_cancels), static_cast<unsigned long long>(watch_revs));
     std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),
                 static_cast<unsigned long long>(failures));
   }

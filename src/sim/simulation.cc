@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "base/check.h"
+#include "kv/watch_hub.h"
 #include "raft/conf_change.h"
 #include "raft/core.h"
 #include "raftkv/internal.pb.h"
@@ -18,6 +19,7 @@
 #include "sim/history.h"
 #include "sim/machine.h"
 #include "sim/rng.h"
+#include "sim/watch_check.h"
 #include "storage/disk_log_storage.h"
 #include "storage/fault_file_system.h"
 
@@ -128,6 +130,9 @@ struct Node {
   std::unique_ptr<Machine> machine;
   ReferenceDisk reference_disk;  // the reference machine's durable state
   std::unique_ptr<raft::Core> core;
+  // kv::Store runs: the node's watch hub (real kv code, no worker thread: the
+  // simulator runs its catch-up work inline). Rebuilt at every start.
+  std::unique_ptr<kv::WatchHub> hub;
   bool alive = false;
   bool removed = false;  // removed from the cluster and stopped for good
   bool joined = false;   // in the configuration (initial voter, or its AddLearner applied)
@@ -168,6 +173,8 @@ enum class EvKind : uint8_t {
   kCrashIncarnation,
   kEndFaults,
   kLivenessCheck,
+  kWatchPoll,
+  kCompact,
 };
 
 struct Event {
@@ -191,6 +198,17 @@ struct ClientState {
   bool serializable = false;
   uint64_t seq = 0;
   bool stopped = false;
+};
+
+/// A watch client: one watcher on a key or range, through a node's WatchHub.
+/// When its node crashes or is removed it re-watches, on some member, from
+/// its last revision + 1 (as etcd clients do).
+struct WatchClient {
+  WatchRecord record;
+  NodeId node;                 // node serving the watcher (0: none)
+  uint64_t incarnation = 0;    // of that node when the watcher was added
+  kv::WatcherId hub_id = 0;
+  int64_t next_revision = 0;   // asked for at the next (re-)watch; <= 0: from now
 };
 
 /// A serializable read: checked against the applied history at `applied`.
@@ -242,6 +260,14 @@ class Simulation {
   void client_complete(int client, Value read, bool ok);
   void client_fail_attempt(ClientState& c);
   void client_timeout(ClientState& c, uint64_t op_id);
+
+  // --- watch clients
+  void watch_poll(WatchClient& w);
+  bool watch_attach(WatchClient& w);
+  void watch_take(WatchClient& w, kv::WatchHub& hub, size_t max_events);
+  void watch_final(WatchClient& w);
+  void record_revisions(Node& n);
+  void propose_compaction();
 
   // --- checks
   void check_step();
@@ -301,6 +327,15 @@ class Simulation {
   // Membership.
   uint64_t next_node_id_ = 0;
   int added_nodes_ = 0;
+
+  // Watch clients (kv::Store runs only), with their own random stream.
+  Rng watch_rng_{0};
+  std::vector<WatchClient> watchers_;
+  std::vector<WatchRecord> finished_watches_;  // cancelled by a compaction
+  // Every revision any node applied, with its events (first application);
+  // every later application must produce the same events.
+  std::map<int64_t, WatchRevision> revision_history_;
+  size_t hub_buffer_ = 1024;  // WatchHubOptions::max_buffered_events
 
   // Clients and history.
   std::vector<ClientState> clients_;
@@ -429,6 +464,15 @@ void Simulation::start_node(Node& n) {
     }
     if (!install_snapshot(n, *snap)) return;
   }
+  if (!watchers_.empty()) {
+    // Constructed before anything is applied (the hub starts at the store's revision).
+    kv::WatchHubOptions ho;
+    ho.max_buffered_events = hub_buffer_;
+    ho.start_worker = false;
+    Node* np = &n;
+    n.hub = std::make_unique<kv::WatchHub>(
+        [np]() { return np->machine ? np->machine->kv_store() : nullptr; }, ho);
+  }
   raft::Config cfg;
   cfg.id = n.id;
   cfg.election_ticks = 10;
@@ -464,6 +508,8 @@ void Simulation::crash(Node& n, const char* why) {
   n.alive = false;
   n.core.reset();
   n.log.reset();
+  if (n.hub) n.hub->stop();
+  n.hub.reset();  // its watchers are gone: their clients re-watch elsewhere
   // RocksDB without its WAL and without a flush: unflushed batches are lost.
   n.machine->crash();
   n.machine.reset();
@@ -613,6 +659,15 @@ void Simulation::handle(const Event& e) {
       liveness_deadline_us_ = now_us_ + kLivenessBoundUs;
       trace("faults end; liveness phase from index " + std::to_string(liveness_from_index_));
       schedule(100 * kMs, EvKind::kLivenessCheck);
+      return;
+    case EvKind::kWatchPoll:
+      watch_poll(watchers_[static_cast<size_t>(e.a)]);
+      if (phase_ != Phase::kDone) schedule(watch_rng_.range(2 * kMs, 60 * kMs), EvKind::kWatchPoll, e.a);
+      return;
+    case EvKind::kCompact:
+      if (phase_ != Phase::kFaults) return;
+      propose_compaction();
+      schedule(watch_rng_.range(300 * kMs, 2 * kSec), EvKind::kCompact);
       return;
     case EvKind::kLivenessCheck:
       if (phase_ == Phase::kLiveness) {
@@ -825,6 +880,7 @@ bool Simulation::install_snapshot(Node& n, const raft::Snapshot& snap) {
   }
   n.applied = std::max(n.applied, idx);
   n.last_snapshot = std::max(n.last_snapshot, idx);
+  if (n.hub) n.hub->on_store_swapped();
   return true;
 }
 
@@ -1000,7 +1056,16 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
   }
   n.applied = ents.back().index;
   if (batch.empty()) return;
-  for (const MachineOutcome& out : n.machine->apply(batch)) {
+  const std::vector<MachineOutcome> outcomes = n.machine->apply(batch);
+  record_revisions(n);
+  if (!result_.ok) return;
+#if RAFTKV_SIM_MUTATION == 4
+  // Mutation 4: the apply loop loses the events of one batch in 20.
+  if (n.hub && !watch_rng_.chance(0.05)) n.hub->feed(n.machine->last_events());
+#else
+  if (n.hub) n.hub->feed(n.machine->last_events());
+#endif
+  for (const MachineOutcome& out : outcomes) {
     record_outcome(out.index, mix(out.digest, out.ok ? 1 : 2), "node " + std::to_string(n.id.value()));
     if (!result_.ok) return;
     if (out.member_id != n.id.value()) continue;
@@ -1464,6 +1529,158 @@ void Simulation::check_committed_protected() {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Watch clients
+
+/// A revision as the watch checker sees it (key, type and value per event).
+WatchRevision to_watch_revision(const kv::RevisionEvents& rev) {
+  WatchRevision r;
+  r.revision = rev.revision;
+  for (const mvccpb::Event& e : rev.events) {
+    const bool deleted = e.type() == mvccpb::Event::DELETE;
+    r.events.push_back(WatchEvent{e.kv().key(), deleted, deleted ? "" : e.kv().value()});
+  }
+  return r;
+}
+
+bool Simulation::watch_attach(WatchClient& w) {
+  std::vector<Node*> candidates;
+  for (Node* n : members()) {
+    if (n->alive && n->hub) candidates.push_back(n);
+  }
+  if (candidates.empty()) return false;
+  Node& n = *candidates[watch_rng_.below(candidates.size())];
+  kv::WatchSpec spec;
+  spec.key = w.record.key;
+  spec.range_end = w.record.range_end;
+  spec.start_revision = w.next_revision;
+  int64_t start = 0;
+  auto id = n.hub->add(spec, [] {}, &start);
+  RAFTKV_CHECK_MSG(id.is_ok(), id.status().to_string().c_str());
+  if (w.next_revision <= 0) {
+    w.record.start_revision = start;  // "from now", resolved by the node
+  } else if (start != w.next_revision) {
+    fail("watch", "node " + std::to_string(n.id.value()) + " started watcher " +
+                      std::to_string(w.record.id) + " at revision " + std::to_string(start) +
+                      " though revision " + std::to_string(w.next_revision) + " was asked for");
+    return false;
+  } else if (w.record.start_revision == 0) {
+    w.record.start_revision = start;
+  }
+  w.next_revision = start;
+  w.node = n.id;
+  w.incarnation = n.incarnation;
+  w.hub_id = *id;
+  ++result_.stats.watches_started;
+  trace("watch " + std::to_string(w.record.id) + " on n" + std::to_string(n.id.value()) +
+        " from revision " + std::to_string(start));
+  return true;
+}
+
+void Simulation::watch_take(WatchClient& w, kv::WatchHub& hub, size_t max_events) {
+  kv::WatchDelivery d = hub.take(w.hub_id, max_events);
+  for (const kv::RevisionEvents& rev : d.revisions) {
+    WatchRevision r = to_watch_revision(rev);
+#if RAFTKV_SIM_MUTATION == 5
+    // Mutation 5: a re-watch starts at the last revision received.
+    w.next_revision = rev.revision;
+#else
+    w.next_revision = rev.revision + 1;
+#endif
+    w.record.received.push_back(std::move(r));
+    ++result_.stats.watch_revisions;
+  }
+  if (d.compact_revision != 0) {
+    // Cancelled as etcd does; the client starts a new watcher from now.
+    trace("watch " + std::to_string(w.record.id) + " cancelled: compact_revision " +
+          std::to_string(d.compact_revision));
+    hub.remove(w.hub_id);
+    w.hub_id = 0;
+    w.record.compact_revision = d.compact_revision;
+    finished_watches_.push_back(w.record);
+    w.record.received.clear();
+    w.record.compact_revision = 0;
+    w.record.start_revision = 0;
+    w.next_revision = 0;
+    ++result_.stats.watches_cancelled;
+  }
+}
+
+void Simulation::watch_poll(WatchClient& w) {
+  if (!result_.ok) return;
+  Node* n = node(w.node);
+  if (n == nullptr || !n->alive || n->removed || !n->hub || n->incarnation != w.incarnation ||
+      w.hub_id == 0) {
+    // First watch, or the serving node crashed or left: (re-)watch from the
+    // revision after the last one received.
+    w.hub_id = 0;
+    watch_attach(w);
+    return;
+  }
+  // The hub's catch-up worker, run inline: a few pages for unsynced watchers.
+  for (int i = 0; i < 3 && n->hub->run_catch_up_once(); ++i) {
+  }
+  watch_take(w, *n->hub, watch_rng_.range(1, 16));
+}
+
+void Simulation::watch_final(WatchClient& w) {
+  Node* n = node(w.node);
+  if (n == nullptr || !n->alive || n->removed || !n->hub || n->incarnation != w.incarnation ||
+      w.hub_id == 0) {
+    w.hub_id = 0;
+    if (!watch_attach(w)) return;
+    n = node(w.node);
+  }
+  // Every member applied everything: the watcher must catch up with it.
+  for (int round = 0; round < 100000; ++round) {
+    while (n->hub->run_catch_up_once()) {
+    }
+    const size_t cancelled = finished_watches_.size();
+    watch_take(w, *n->hub, 1 << 20);
+    if (finished_watches_.size() != cancelled) return;  // its final history is the cancelled one
+    const std::optional<int64_t> p = n->hub->progress(w.hub_id);
+    if (p && *p >= n->hub->revision()) {
+      w.record.complete_to = *p;
+      return;
+    }
+  }
+  fail("watch", "watcher " + std::to_string(w.record.id) + " never caught up with node " +
+                    std::to_string(n->id.value()) + " at revision " +
+                    std::to_string(n->hub->revision()));
+}
+
+void Simulation::record_revisions(Node& n) {
+  for (const kv::RevisionEvents& rev : n.machine->last_events()) {
+    WatchRevision r = to_watch_revision(rev);
+    auto [it, fresh] = revision_history_.emplace(r.revision, r);
+    if (!fresh && it->second.events != r.events) {
+      fail("same events at the same revision",
+           "node " + std::to_string(n.id.value()) + " produced other events at revision " +
+               std::to_string(r.revision) + " than the node that applied it first");
+      return;
+    }
+  }
+}
+
+void Simulation::propose_compaction() {
+  Node* l = leader();
+  if (l == nullptr || !l->alive || !l->machine || l->paused_until_us > now_us_) return;
+  auto store = l->machine->kv_store();
+  if (!store) return;
+  // A revision the proposer has applied (so never a future one when the
+  // entry applies); sometimes one already compacted (refused by every member).
+  const int64_t top = store->revision();
+  const int64_t rev = top - static_cast<int64_t>(watch_rng_.below(static_cast<uint64_t>(std::min<int64_t>(top, 30))));
+  if (rev <= 1) return;
+  raftkvpb::InternalRequest req;
+  req.mutable_header()->set_id(next_op_id_++);
+  req.mutable_header()->set_member_id(l->id.value());
+  req.mutable_compaction()->set_revision(rev);
+  if (l->core->propose(req.SerializeAsString()).is_ok()) {
+    trace("compact at revision " + std::to_string(rev) + " via n" + std::to_string(l->id.value()));
+  }
+}
+
 void Simulation::final_checks() {
   // Every member holds the same state (kv::Store's own HashKV).
   std::optional<uint64_t> hash;
@@ -1535,6 +1752,25 @@ void Simulation::final_checks() {
            "the final state of key " + fin.key + " contradicts the acknowledged writes:\n" + fin.detail);
     }
   }
+  if (!result_.ok || watchers_.empty()) return;
+  // Every watcher saw exactly the store's history of its range.
+  for (WatchClient& w : watchers_) {
+    watch_final(w);
+    if (!result_.ok) return;
+  }
+  std::vector<WatchRevision> history;
+  history.reserve(revision_history_.size());
+  for (const auto& [rev, r] : revision_history_) history.push_back(r);
+  std::vector<const WatchRecord*> records;
+  for (const WatchRecord& r : finished_watches_) records.push_back(&r);
+  for (const WatchClient& w : watchers_) records.push_back(&w.record);
+  for (const WatchRecord* r : records) {
+    const std::string err = check_watch(*r, history);
+    if (!err.empty()) {
+      fail("watchers see exactly the history of their range", err);
+      return;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1552,6 +1788,32 @@ RunResult Simulation::run() {
   trace("seed " + std::to_string(opt_.seed) + " nodes " + std::to_string(opt_.nodes) + " faults " +
         fault_classes_name(faults_) + " keys " + std::to_string(keys_) + " clients " +
         std::to_string(clients_n_));
+  if (opt_.kv_store) {
+    // Watch clients: their own random stream, so that they do not shift the
+    // decisions of the rest of the run.
+    watch_rng_ = Rng(rng_.fork());
+    hub_buffer_ = watch_rng_.chance(0.5) ? watch_rng_.range(1, 8) : 1024;
+    const int n_watchers = static_cast<int>(watch_rng_.range(1, 3));
+    for (int i = 0; i < n_watchers; ++i) {
+      WatchClient w;
+      w.record.id = i;
+      const uint64_t form = watch_rng_.below(3);
+      w.record.key = "k" + std::to_string(watch_rng_.below(static_cast<uint64_t>(keys_)));
+      if (form == 1) {
+        w.record.key = "k";  // prefix: every key
+        w.record.range_end = "l";
+      } else if (form == 2) {
+        w.record.range_end = std::string(1, '\0');  // from a key on
+      }
+      // Half replay the history from revision 1, half start from "now".
+      w.next_revision = watch_rng_.chance(0.5) ? 1 : 0;
+      watchers_.push_back(std::move(w));
+      schedule(watch_rng_.range(0, 500 * kMs), EvKind::kWatchPoll, i);
+    }
+    // MVCC compactions (etcd's Compact), so that watchers behind them are
+    // cancelled with compact_revision.
+    if (watch_rng_.chance(0.5)) schedule(watch_rng_.range(300 * kMs, 2 * kSec), EvKind::kCompact);
+  }
   for (int i = 1; i <= opt_.nodes; ++i) create_node(NodeId(static_cast<uint64_t>(i))).joined = true;
   next_node_id_ = static_cast<uint64_t>(opt_.nodes) + 1;
   for (int i = 0; i < clients_n_; ++i) {
@@ -1593,6 +1855,7 @@ RunResult Simulation::run() {
   result_.last_events.assign(trace_.begin(), trace_.end());
   for (auto& [id, n] : nodes_) {
     n->core.reset();
+    n->hub.reset();
     if (n->machine) n->machine->crash();  // nothing of it is needed any more
     n->machine.reset();
   }

@@ -63,6 +63,9 @@ struct RunStats {
   uint64_t membership_changes = 0;
   uint64_t snapshots_made = 0;       ///< Local snapshots saved (and the log compacted).
   uint64_t snapshots_installed = 0;  ///< Snapshots received from a leader and installed.
+  uint64_t watches_started = 0;   ///< Watchers added (first watches and re-watches).
+  uint64_t watch_revisions = 0;   ///< Revisions delivered to watch clients.
+  uint64_t watches_cancelled = 0; ///< Watchers cancelled by a compaction (compact_revision).
   uint64_t checker_steps = 0;
   bool checker_gave_up = false;  ///< The WGL search hit its budget on some key.
   uint32_t fault_mix = 0;        ///< Fault classes this run used.
