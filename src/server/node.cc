@@ -283,6 +283,7 @@ Status Node::open() {
   }
   applied_index_ = snap_index;
   last_snapshot_index_ = snap_index;
+  if (log_->snapshot_metadata()) last_snapshot_conf_ = log_->snapshot_metadata()->conf_state;
 
   raft::Config rc;
   rc.id = raft::NodeId(member_id_);
@@ -1429,6 +1430,7 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
     for (raft::NodeId id : applied_conf_.learners) learners_.insert(id.value());
   }
   last_snapshot_index_ = idx;
+  last_snapshot_conf_ = snap.metadata.conf_state;
 }
 
 void Node::release_reads() {
@@ -1441,12 +1443,44 @@ void Node::release_reads() {
   }
 }
 
+namespace {
+
+// True if `cs` has a member (voter or learner) that `snap` does not.
+bool has_member_missing_from(const raft::ConfState& cs, const raft::ConfState& snap) {
+  auto in_snap = [&](raft::NodeId id) {
+    for (const auto* v : {&snap.voters, &snap.learners, &snap.voters_outgoing}) {
+      if (std::find(v->begin(), v->end(), id) != v->end()) return true;
+    }
+    return false;
+  };
+  for (const auto* v : {&cs.voters, &cs.learners, &cs.voters_outgoing}) {
+    for (raft::NodeId id : *v) {
+      if (!in_snap(id)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 void Node::maybe_make_snapshot() {
   if (cfg_.snapshot_count == 0) return;
-  if (distance(last_snapshot_index_, std::max(last_snapshot_index_, applied_index_)) <
-      cfg_.snapshot_count) {
+  // A member added after the newest snapshot is not in that snapshot's
+  // configuration, and Raft has it refuse the snapshot (Core::restore: it
+  // cannot tell that snapshot from one of a configuration it was removed
+  // from). Once the log is compacted past its start, the leader has nothing
+  // else to send it, so it would wait for the next periodic snapshot (in an
+  // idle cluster, forever). A snapshot is therefore taken as soon as a member
+  // is applied that the newest snapshot lacks; without any snapshot the log is
+  // complete and the member catches up from it.
+  const bool member_added = last_snapshot_index_ != raft::Index{} &&
+                            has_member_missing_from(applied_conf_, last_snapshot_conf_);
+  if (!member_added &&
+      distance(last_snapshot_index_, std::max(last_snapshot_index_, applied_index_)) <
+          cfg_.snapshot_count) {
     return;
   }
+  if (applied_index_ <= last_snapshot_index_) return;
   std::shared_ptr<kv::Store> store = this->store();
   if (store->applied_index() != applied_index_) return;  // still replaying
   // Flushed first: the store's durable applied index must never be below the
@@ -1474,6 +1508,11 @@ void Node::maybe_make_snapshot() {
   snap.metadata.conf_state = applied_conf_;
   snap.data = std::move(*image);
   last_snapshot_index_ = applied_index_;
+  last_snapshot_conf_ = applied_conf_;
+  if (member_added) {
+    spdlog::info("snapshot at index {}: the configuration gained a member since the last one",
+                 applied_index_.value());
+  }
   std::lock_guard lk(inbox_mu_);
   made_snapshot_ = std::move(snap);
   inbox_cv_.notify_one();

@@ -391,6 +391,7 @@ class Node {
   raft::Index applied_index_;   ///< Last entry seen by the apply loop (incl. skipped ones).
   raft::Term applied_term_;
   raft::Index last_snapshot_index_;
+  raft::ConfState last_snapshot_conf_;  ///< Configuration of the newest snapshot.
 
   std::unique_ptr<NodeMetrics> metrics_;  ///< node_metrics.h: the etcd_server_* series.
   // A NOSPACE activation this member proposed is in flight (apply loop).
