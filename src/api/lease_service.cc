@@ -266,6 +266,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
     h.revoke = [node](int64_t id) {
       raftkvpb::InternalRequest ir;
       ir.mutable_lease_revoke()->set_id(id);
+      node->store()->auth().stamp_as_root(&ir);  // expiry revokes whatever the keys
       node->propose(std::move(ir), [id](Status st, raftkvpb::InternalResponse) {
         if (!st.is_ok() && st.code() != Code::kNotFound) {
           spdlog::warn("lease expiry: revoke failed (will retry): lease={:016x} error={}", id,

@@ -196,6 +196,9 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
     raftkvpb::InternalRequest ir;
     *ir.mutable_alarm() = *req;
+    if (raftkv::Status a = ctx_.auth->authorize(*ctx, &ir); !a.is_ok()) {  // stamps the caller
+      return finish_now(ctx, to_grpc_status(a));
+    }
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     propose_and_finish(node_, ctx_.store_options, std::move(ir), reactor, reply,
                        [](raftkvpb::InternalResponse& r) { return r.mutable_alarm(); });
