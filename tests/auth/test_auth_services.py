@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
@@ -156,6 +157,14 @@ class AuthServicesTest(unittest.TestCase):
             own = grant(ep, ALICE)
             ok(ep, *ALICE, "put", "locks/x", "1", f"--lease={own}")
             self.assertIn("revoked", ok(ep, *ALICE, "lease", "revoke", own))
+            # Expiry revokes whatever keys the lease holds (the server acts as root).
+            out = ok(ep, *ALICE, "lease", "grant", "1")
+            short = re.search(r"lease ([0-9a-f]+) granted", out).group(1)
+            ok(ep, *ROOT, "put", "secret2", "s", f"--lease={short}")
+            deadline = time.monotonic() + 15
+            while ok(ep, *ROOT, "get", "secret2").strip() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(ok(ep, *ROOT, "get", "secret2").strip(), "")
 
             # Lock and Election act with the caller's permissions.
             own = str(int(grant(ep, ALICE), 16))

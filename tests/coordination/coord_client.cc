@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   auto election = v3electionpb::Election::NewStub(channel);
   const std::string cmd = argv[2];
   grpc::ClientContext ctx;
-  if (const char* token = std::getenv("COORD_TOKEN"); token != nullptr) {
+  if (const char* token = std::getenv("COORD_TOKEN"); token != nullptr && *token != '\0') {
     ctx.AddMetadata("token", token);
   }
   grpc::Status s;
