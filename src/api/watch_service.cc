@@ -42,7 +42,9 @@ constexpr size_t kMaxEventsPerTake = 4096;
 // etcd's messages (mvcc/watcher.go).
 constexpr const char* kDuplicateWatchId = "mvcc: duplicate watch ID provided on the WatchStream";
 constexpr const char* kNoLeader = "etcdserver: no leader";
-constexpr const char* kPermissionDenied = "etcdserver: permission denied";
+// etcd puts its gRPC error's whole text into cancel_reason.
+constexpr const char* kWatchPermissionDenied =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 
 class WatchStream;
 
@@ -224,14 +226,13 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     resp.set_created(true);
     int64_t id = c.watch_id();
     Status st;
-    // As etcd, any refusal (an expired or invalid token too) answers
-    // created + canceled "etcdserver: permission denied" with the requested
-    // watch id; the stream and its other watchers go on (permission is
-    // checked at creation, not per event, as etcd).
+    // As etcd 3.4, any refusal (an expired or invalid token too) answers
+    // created + canceled with watch id -1 and the permission-denied text; the
+    // stream and its other watchers go on (permission is checked at
+    // creation, not per event, as etcd).
     if (!permitted) {
-      resp.set_watch_id(c.watch_id());
       resp.set_canceled(true);
-      resp.set_cancel_reason(std::string(kPermissionDenied));
+      resp.set_cancel_reason(kWatchPermissionDenied);
       control_.push_back(std::move(resp));
       return;
     }

@@ -25,6 +25,7 @@ FAST = ["--heartbeat-interval", "50", "--election-timeout", "500", "--bcrypt-cos
 ROOT = ["--user", "root:rootpw"]
 ALICE = ["--user", "alice:alicepw"]
 DENIED = "etcdserver: permission denied"
+WATCH_DENIED = "rpc error: code = PermissionDenied desc = " + DENIED  # etcd's cancel_reason
 COORD_CLIENT = os.environ.get("COORD_CLIENT_BIN", "")
 
 
@@ -56,9 +57,8 @@ def token(channel, user: str, password: str) -> str:
         pb.AuthenticateRequest(name=user, password=password), timeout=10).token
 
 
-def create(key: bytes, range_end: bytes = b"", watch_id: int = 0):
-    return pb.WatchRequest(create_request=pb.WatchCreateRequest(
-        key=key, range_end=range_end, watch_id=watch_id))
+def create(key: bytes, range_end: bytes = b""):
+    return pb.WatchRequest(create_request=pb.WatchCreateRequest(key=key, range_end=range_end))
 
 
 def watch_matrix(ep: str, full: bool = True) -> list:
@@ -68,8 +68,8 @@ def watch_matrix(ep: str, full: bool = True) -> list:
     channel = grpc.insecure_channel(ep)
     try:
         tok = token(channel, "alice", "alicepw")
-        requests = iter([create(b"pub/", b"pub0", 7), create(b"pu", b"pv", 8),
-                         create(b"pub/x", b"\0", 9)])
+        requests = iter([create(b"pub/", b"pub0"), create(b"pu", b"pv"),
+                         create(b"pub/x", b"\0")])
         stream = pbg.WatchStub(channel).Watch(requests, metadata=[("token", tok)], timeout=20)
         facts = []
         for _ in range(3 if full else 2):
@@ -112,11 +112,11 @@ class AuthServicesTest(unittest.TestCase):
             ep = c.nodes[0].endpoint
             setup_users(ep)
             ours = watch_matrix(ep)
-        self.assertEqual(ours[0], (7, True, False, ""))
-        self.assertEqual(ours[1], (8, True, True, DENIED))
-        self.assertEqual(ours[2], (9, True, True, DENIED))  # "from key": unbounded
-        self.assertEqual(ours[3], (7, [(b"pub/a", b"v")]))
-        self.assertEqual(ours[4], (True, True, DENIED))
+        self.assertEqual(ours[0], (0, True, False, ""))
+        self.assertEqual(ours[1], (-1, True, True, WATCH_DENIED))
+        self.assertEqual(ours[2], (-1, True, True, WATCH_DENIED))  # "from key": unbounded
+        self.assertEqual(ours[3], (0, [(b"pub/a", b"v")]))
+        self.assertEqual(ours[4], (True, True, WATCH_DENIED))
         if not h.ETCD_BIN or not os.path.exists(h.ETCD_BIN):
             self.skipTest("no reference etcd")
         with h.Cluster("etcd", 1, extra_args=["--heartbeat-interval", "50",
