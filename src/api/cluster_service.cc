@@ -40,11 +40,16 @@ struct ForwardedPromote {
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
-  explicit ClusterService(const ServiceContext& ctx) : node_(ctx.node), cfg_(ctx.cfg) {}
+  explicit ClusterService(const ServiceContext& ctx)
+      : node_(ctx.node), cfg_(ctx.cfg), auth_(ctx.auth) {}
+
+  // Member add/remove/update/promote are root-only (etcd's
+  // checkMembershipOperationPermission); MemberList is open.
 
   ServerUnaryReactor* MemberAdd(CallbackServerContext* ctx,
                                 const etcdserverpb::MemberAddRequest* req,
                                 etcdserverpb::MemberAddResponse* reply) override {
+    if (Status a = auth_->check_admin(*ctx); !a.is_ok()) return finish_now(ctx, to_grpc_status(a));
     server::MemberChange c;
     c.kind = req->islearner() ? server::MemberChangeKind::kAddLearner
                               : server::MemberChangeKind::kAddVoter;
@@ -91,6 +96,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   ServerUnaryReactor* MemberPromote(CallbackServerContext* ctx,
                                     const etcdserverpb::MemberPromoteRequest* req,
                                     etcdserverpb::MemberPromoteResponse* reply) override {
+    if (Status a = auth_->check_admin(*ctx); !a.is_ok()) return finish_now(ctx, to_grpc_status(a));
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     const uint64_t id = req->id();
     node_->change_members(
@@ -121,6 +127,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  private:
   template <typename Resp>
   ServerUnaryReactor* change(CallbackServerContext* ctx, server::MemberChange c, Resp* reply) {
+    if (Status a = auth_->check_admin(*ctx); !a.is_ok()) return finish_now(ctx, to_grpc_status(a));
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     node_->change_members(std::move(c), [this, reactor, reply](Status st) {
       if (!st.is_ok()) {
@@ -162,6 +169,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
 
   server::Node* node_;
   const server::Config* cfg_;
+  AuthChecker* auth_;
 };
 
 }  // namespace

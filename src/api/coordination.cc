@@ -22,21 +22,48 @@ std::string prefix_end(const std::string& prefix) {
   return std::string(1, '\0');  // every key
 }
 
-void linearizable_range(server::Node* node, etcdserverpb::RangeRequest req, RangeDone done) {
-  node->read_barrier([node, req = std::move(req), done = std::move(done)](Status st) {
+void act_as(server::Node* node, const std::string& user, raftkvpb::InternalRequest* req) {
+  req->mutable_header()->set_username(user);
+  req->mutable_header()->set_auth_revision(node->store()->auth().revision());
+}
+
+namespace {
+
+// The check the apply loop makes, made now: refused requests spare the log.
+Status permitted(server::Node* node, const raftkvpb::InternalRequest& req) {
+  return node->store()->check_permission(req, req.header().username(),
+                                         req.header().auth_revision());
+}
+
+}  // namespace
+
+void linearizable_range(server::Node* node, const std::string& user,
+                        etcdserverpb::RangeRequest req, RangeDone done) {
+  node->read_barrier([node, user, req = std::move(req), done = std::move(done)](Status st) {
     if (!st.is_ok()) {
       done(st);
+      return;
+    }
+    // Checked after the barrier, against auth state at least as new as every
+    // change that completed before the read began (as KV.Range).
+    raftkvpb::InternalRequest ir;
+    *ir.mutable_range() = req;
+    act_as(node, user, &ir);
+    if (Status a = permitted(node, ir); !a.is_ok()) {
+      done(a);
       return;
     }
     done(node->store()->range(req));
   });
 }
 
-void propose_txn(server::Node* node, const kv::StoreOptions& opts, etcdserverpb::TxnRequest req,
-                 TxnDone done) {
+void propose_txn(server::Node* node, const kv::StoreOptions& opts, const std::string& user,
+                 etcdserverpb::TxnRequest req, TxnDone done) {
   raftkvpb::InternalRequest ir;
   *ir.mutable_txn() = std::move(req);
+  act_as(node, user, &ir);
   Status v = kv::Store::validate(ir, opts);
+  if (v.is_ok()) v = permitted(node, ir);
   if (!v.is_ok()) {
     done(v);
     return;
@@ -64,16 +91,17 @@ etcdserverpb::RangeRequest create_ordered(const std::string& prefix, bool first,
 
 // ---------------------------------------------------------------- DeleteWaiter
 
-std::shared_ptr<DeleteWaiter> DeleteWaiter::start(server::Node* node, std::string prefix,
-                                                  int64_t max_create_revision, Done done) {
-  std::shared_ptr<DeleteWaiter> w(
-      new DeleteWaiter(node, std::move(prefix), max_create_revision, std::move(done)));
+std::shared_ptr<DeleteWaiter> DeleteWaiter::start(server::Node* node, std::string user,
+                                                  std::string prefix, int64_t max_create_revision,
+                                                  Done done) {
+  std::shared_ptr<DeleteWaiter> w(new DeleteWaiter(node, std::move(user), std::move(prefix),
+                                                   max_create_revision, std::move(done)));
   w->check();
   return w;
 }
 
 void DeleteWaiter::check() {
-  linearizable_range(node_, create_ordered(prefix_, /*first=*/false, max_rev_),
+  linearizable_range(node_, user_, create_ordered(prefix_, /*first=*/false, max_rev_),
                      [self = shared_from_this()](Result<etcdserverpb::RangeResponse> r) {
                        self->on_range(std::move(r));
                      });

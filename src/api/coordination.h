@@ -27,12 +27,23 @@ std::string owner_key(const std::string& name, int64_t lease);
 /// The range_end selecting every key that starts with `prefix`.
 std::string prefix_end(const std::string& prefix);
 
+// Every step acts for `user`, the caller the service authenticated when the
+// call began (empty while auth is disabled): reads are checked against the
+// user's permissions after their barrier, proposals carry the user and the
+// auth revision current at that step, and every member checks them again at
+// apply time. So a recipe can touch only keys its caller could touch through
+// the KV service, and a permission revoked during a wait stops the next step.
+
+/// Stamps `user` and the current auth revision into `req`'s header.
+void act_as(server::Node* node, const std::string& user, raftkvpb::InternalRequest* req);
+
 /// Linearizable Range (ReadIndex, then the local store). `done` runs once.
-void linearizable_range(server::Node* node, etcdserverpb::RangeRequest req, RangeDone done);
+void linearizable_range(server::Node* node, const std::string& user,
+                        etcdserverpb::RangeRequest req, RangeDone done);
 
 /// Proposes a Txn. `done` runs once with the applied response or the error.
-void propose_txn(server::Node* node, const kv::StoreOptions& opts, etcdserverpb::TxnRequest req,
-                 TxnDone done);
+void propose_txn(server::Node* node, const kv::StoreOptions& opts, const std::string& user,
+                 etcdserverpb::TxnRequest req, TxnDone done);
 
 /// A Range request for the key under `prefix` with the lowest (first=true) or
 /// highest create revision, optionally bounded by max_create_revision.
@@ -47,21 +58,25 @@ class DeleteWaiter : public std::enable_shared_from_this<DeleteWaiter> {
  public:
   using Done = std::function<void(Result<etcdserverpb::ResponseHeader>)>;
 
-  static std::shared_ptr<DeleteWaiter> start(server::Node* node, std::string prefix,
-                                             int64_t max_create_revision, Done done);
+  static std::shared_ptr<DeleteWaiter> start(server::Node* node, std::string user,
+                                             std::string prefix, int64_t max_create_revision,
+                                             Done done);
   /// Stops waiting; `done` is not called after cancel() returns (except a call
   /// already running).
   void cancel();
 
  private:
-  DeleteWaiter(server::Node* node, std::string prefix, int64_t max_create_revision, Done done)
-      : node_(node), prefix_(std::move(prefix)), max_rev_(max_create_revision), done_(std::move(done)) {}
+  DeleteWaiter(server::Node* node, std::string user, std::string prefix,
+               int64_t max_create_revision, Done done)
+      : node_(node), user_(std::move(user)), prefix_(std::move(prefix)),
+        max_rev_(max_create_revision), done_(std::move(done)) {}
   void check();
   void on_range(Result<etcdserverpb::RangeResponse> r);
   void on_notify();
   void finish(Result<etcdserverpb::ResponseHeader> r);
 
   server::Node* const node_;
+  const std::string user_;
   const std::string prefix_;
   const int64_t max_rev_;
   std::mutex mu_;

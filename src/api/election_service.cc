@@ -40,12 +40,23 @@ etcdserverpb::Compare created_at(const std::string& key, int64_t rev) {
 
 class ElectionService final : public v3electionpb::Election::CallbackService {
  public:
-  explicit ElectionService(const ServiceContext& ctx) : node_(ctx.node), opts_(ctx.store_options) {}
+  explicit ElectionService(const ServiceContext& ctx)
+      : node_(ctx.node), opts_(ctx.store_options), auth_(ctx.auth) {}
 
-  ServerUnaryReactor* Campaign(CallbackServerContext*, const v3electionpb::CampaignRequest* req,
+  // Every RPC acts for its caller (coordination.h): a candidate needs write
+  // on its key name/<lease hex> (and on the lease's other keys) and read on
+  // name/; Leader and Observe need read on name/.
+
+  ServerUnaryReactor* Campaign(CallbackServerContext* ctx, const v3electionpb::CampaignRequest* req,
                                v3electionpb::CampaignResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
+    Result<AuthInfo> who = auth_->authenticate(*ctx);
+    if (!who) {
+      gate->finish(to_grpc_status(who.status()));
+      return reactor;
+    }
+    const std::string user = who->username;
     v3electionpb::LeaderKey leader;
     leader.set_name(req->name());
     leader.set_key(co::owner_key(req->name(), req->lease()));
@@ -60,7 +71,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     put->set_lease(req->lease());
     txn.add_failure()->mutable_request_range()->set_key(leader.key());
 
-    co::propose_txn(node_, opts_, std::move(txn), [this, gate, reply, leader, value](
+    co::propose_txn(node_, opts_, user, std::move(txn), [this, gate, reply, leader, value, user](
                                                       Result<etcdserverpb::TxnResponse> r) mutable {
       if (!r) {
         gate->finish(to_grpc_status(r.status()));
@@ -68,7 +79,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
       }
       if (r->succeeded()) {
         leader.set_rev(r->header().revision());
-        wait_for_turn(gate, reply, leader);
+        wait_for_turn(gate, reply, user, leader);
         return;
       }
       const auto& kvs = r->responses(0).response_range().kvs();
@@ -78,32 +89,38 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
       }
       leader.set_rev(kvs[0].create_revision());
       if (kvs[0].value() == value) {
-        wait_for_turn(gate, reply, leader);
+        wait_for_turn(gate, reply, user, leader);
         return;
       }
       // Our key already exists with another value: publish the new one first.
-      proclaim(leader, value, [this, gate, reply, leader](Result<etcdserverpb::TxnResponse> p) {
+      proclaim(user, leader, value, [this, gate, reply, leader, user](Result<etcdserverpb::TxnResponse> p) {
         if (!p) {
           gate->finish(to_grpc_status(p.status()));
         } else if (!p->succeeded()) {
           gate->finish(not_leader());
         } else {
-          wait_for_turn(gate, reply, leader);
+          wait_for_turn(gate, reply, user, leader);
         }
       });
     });
     return reactor;
   }
 
-  ServerUnaryReactor* Proclaim(CallbackServerContext*, const v3electionpb::ProclaimRequest* req,
+  ServerUnaryReactor* Proclaim(CallbackServerContext* ctx, const v3electionpb::ProclaimRequest* req,
                                v3electionpb::ProclaimResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
+    Result<AuthInfo> who = auth_->authenticate(*ctx);
+    if (!who) {
+      gate->finish(to_grpc_status(who.status()));
+      return reactor;
+    }
+    const std::string user = who->username;
     if (!req->has_leader()) {
       gate->finish(missing_leader_key());
       return reactor;
     }
-    proclaim(req->leader(), req->value(), [this, gate, reply](Result<etcdserverpb::TxnResponse> r) {
+    proclaim(user, req->leader(), req->value(), [this, gate, reply](Result<etcdserverpb::TxnResponse> r) {
       if (!r) {
         gate->finish(to_grpc_status(r.status()));
       } else if (!r->succeeded()) {
@@ -115,15 +132,21 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     return reactor;
   }
 
-  ServerUnaryReactor* Resign(CallbackServerContext*, const v3electionpb::ResignRequest* req,
+  ServerUnaryReactor* Resign(CallbackServerContext* ctx, const v3electionpb::ResignRequest* req,
                              v3electionpb::ResignResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
+    Result<AuthInfo> who = auth_->authenticate(*ctx);
+    if (!who) {
+      gate->finish(to_grpc_status(who.status()));
+      return reactor;
+    }
+    const std::string user = who->username;
     if (!req->has_leader()) {
       gate->finish(missing_leader_key());
       return reactor;
     }
-    resign(req->leader(), [this, gate, reply](Result<etcdserverpb::TxnResponse> r) {
+    resign(user, req->leader(), [this, gate, reply](Result<etcdserverpb::TxnResponse> r) {
       if (!r) {
         gate->finish(to_grpc_status(r.status()));
       } else {
@@ -133,11 +156,17 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     return reactor;
   }
 
-  ServerUnaryReactor* Leader(CallbackServerContext*, const v3electionpb::LeaderRequest* req,
+  ServerUnaryReactor* Leader(CallbackServerContext* ctx, const v3electionpb::LeaderRequest* req,
                              v3electionpb::LeaderResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    co::linearizable_range(node_, co::create_ordered(req->name() + "/", /*first=*/true),
+    Result<AuthInfo> who = auth_->authenticate(*ctx);
+    if (!who) {
+      gate->finish(to_grpc_status(who.status()));
+      return reactor;
+    }
+    const std::string user = who->username;
+    co::linearizable_range(node_, user, co::create_ordered(req->name() + "/", /*first=*/true),
                            [this, gate, reply](Result<etcdserverpb::RangeResponse> r) {
                              if (!r) {
                                gate->finish(to_grpc_status(r.status()));
@@ -167,32 +196,33 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     });
   }
 
-  void proclaim(const v3electionpb::LeaderKey& leader, const std::string& value, co::TxnDone done) {
+  void proclaim(const std::string& user, const v3electionpb::LeaderKey& leader,
+                const std::string& value, co::TxnDone done) {
     etcdserverpb::TxnRequest txn;
     *txn.add_compare() = created_at(leader.key(), leader.rev());
     etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
     put->set_key(leader.key());
     put->set_value(value);
     put->set_lease(leader.lease());
-    co::propose_txn(node_, opts_, std::move(txn), std::move(done));
+    co::propose_txn(node_, opts_, user, std::move(txn), std::move(done));
   }
 
-  void resign(const v3electionpb::LeaderKey& leader, co::TxnDone done) {
+  void resign(const std::string& user, const v3electionpb::LeaderKey& leader, co::TxnDone done) {
     etcdserverpb::TxnRequest txn;
     *txn.add_compare() = created_at(leader.key(), leader.rev());
     txn.add_success()->mutable_request_delete_range()->set_key(leader.key());
-    co::propose_txn(node_, opts_, std::move(txn), std::move(done));
+    co::propose_txn(node_, opts_, user, std::move(txn), std::move(done));
   }
 
   // Waits until every candidate that came before has gone, then answers with
   // the leader key; a cancelled or failed wait withdraws the candidacy.
   void wait_for_turn(std::shared_ptr<co::Gate> gate, v3electionpb::CampaignResponse* reply,
-                     v3electionpb::LeaderKey leader) {
+                     const std::string& user, v3electionpb::LeaderKey leader) {
     auto waiter = co::DeleteWaiter::start(
-        node_, leader.name() + "/", leader.rev() - 1,
-        [this, gate, reply, leader](Result<etcdserverpb::ResponseHeader> h) {
+        node_, user, leader.name() + "/", leader.rev() - 1,
+        [this, gate, reply, leader, user](Result<etcdserverpb::ResponseHeader> h) {
           if (!h) {
-            resign(leader, [](Result<etcdserverpb::TxnResponse>) {});
+            resign(user, leader, [](Result<etcdserverpb::TxnResponse>) {});
             gate->finish(to_grpc_status(h.status()));
             return;
           }
@@ -201,17 +231,18 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
             fill_header(node_, reply->mutable_header());
             *reply->mutable_leader() = leader;
           });
-          if (!delivered) resign(leader, [](Result<etcdserverpb::TxnResponse>) {});
+          if (!delivered) resign(user, leader, [](Result<etcdserverpb::TxnResponse>) {});
         });
-    auto withdraw = [this, waiter, leader] {
+    auto withdraw = [this, waiter, leader, user] {
       waiter->cancel();
-      resign(leader, [](Result<etcdserverpb::TxnResponse>) {});
+      resign(user, leader, [](Result<etcdserverpb::TxnResponse>) {});
     };
     if (!gate->set_on_cancel(withdraw)) withdraw();
   }
 
   server::Node* node_;
   const kv::StoreOptions opts_;
+  AuthChecker* auth_;
 };
 
 // Observe: sends the current leader, then every change of leader or of the
@@ -219,13 +250,16 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
 // unsent leader, so a slow reader costs one message of memory.
 class ObserveStream final : public grpc::ServerWriteReactor<v3electionpb::LeaderResponse> {
  public:
-  ObserveStream(server::Node* node, std::string name) : state_(std::make_shared<State>()) {
+  // `user`: the authenticated caller, who needs read on name/ (checked once,
+  // when the stream begins, as a watch is checked when it is created).
+  ObserveStream(server::Node* node, const std::string& user, std::string name)
+      : state_(std::make_shared<State>()) {
     state_->node = node;
     state_->prefix = std::move(name) + "/";
     state_->stream = this;
     state_->self = state_;
     std::shared_ptr<State> st = state_;
-    co::linearizable_range(node, co::create_ordered(st->prefix, /*first=*/true),
+    co::linearizable_range(node, user, co::create_ordered(st->prefix, /*first=*/true),
                            [st](Result<etcdserverpb::RangeResponse> r) {
                              std::lock_guard lk(st->mu);
                              if (st->stream == nullptr || st->ending) return;
@@ -375,9 +409,18 @@ class ObserveStream final : public grpc::ServerWriteReactor<v3electionpb::Leader
   std::shared_ptr<State> state_;
 };
 
+// An Observe refused before it began (its caller did not authenticate).
+class RefusedObserve final : public grpc::ServerWriteReactor<v3electionpb::LeaderResponse> {
+ public:
+  explicit RefusedObserve(const grpc::Status& s) { Finish(s); }
+  void OnDone() override { delete this; }
+};
+
 grpc::ServerWriteReactor<v3electionpb::LeaderResponse>* ElectionService::Observe(
-    CallbackServerContext*, const v3electionpb::LeaderRequest* req) {
-  return new ObserveStream(node_, req->name());
+    CallbackServerContext* ctx, const v3electionpb::LeaderRequest* req) {
+  Result<AuthInfo> who = auth_->authenticate(*ctx);
+  if (!who) return new RefusedObserve(to_grpc_status(who.status()));
+  return new ObserveStream(node_, who->username, req->name());
 }
 
 }  // namespace

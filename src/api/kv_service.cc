@@ -85,7 +85,7 @@ class KvService final : public etcdserverpb::KV::CallbackService {
     const int64_t rev = req->revision();
     const auto timeout = node_->request_timeout();
     Status v = kv::Store::validate(ir, opts_);
-    if (v.is_ok()) v = auth_->authorize(*ctx, &ir);  // etcd: compaction is root-only
+    if (v.is_ok()) v = auth_->authorize(*ctx, &ir);  // any authenticated user (etcd)
     if (!v.is_ok()) {
       reactor->Finish(to_grpc_status(v));
       return reactor;

@@ -25,12 +25,22 @@ grpc::Status session_expired() {
 
 class LockService final : public v3lockpb::Lock::CallbackService {
  public:
-  explicit LockService(const ServiceContext& ctx) : node_(ctx.node), opts_(ctx.store_options) {}
+  explicit LockService(const ServiceContext& ctx)
+      : node_(ctx.node), opts_(ctx.store_options), auth_(ctx.auth) {}
 
-  ServerUnaryReactor* Lock(CallbackServerContext*, const v3lockpb::LockRequest* req,
+  // The caller needs write on its owner key (and on every key already
+  // attached to the lease) and read on name/: the permissions etcd's
+  // in-server client asks for when it runs the recipe with the caller's token.
+  ServerUnaryReactor* Lock(CallbackServerContext* ctx, const v3lockpb::LockRequest* req,
                            v3lockpb::LockResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
+    Result<AuthInfo> who = auth_->authenticate(*ctx);
+    if (!who) {
+      gate->finish(to_grpc_status(who.status()));
+      return reactor;
+    }
+    const std::string user = who->username;
     const std::string key = co::owner_key(req->name(), req->lease());
     const std::string prefix = req->name() + "/";
 
@@ -47,7 +57,7 @@ class LockService final : public v3lockpb::Lock::CallbackService {
     txn.add_failure()->mutable_request_range()->set_key(key);
     *txn.add_failure()->mutable_request_range() = co::create_ordered(prefix, /*first=*/true);
 
-    co::propose_txn(node_, opts_, std::move(txn), [this, gate, reply, key, prefix](
+    co::propose_txn(node_, opts_, user, std::move(txn), [this, gate, reply, key, prefix, user](
                                                       Result<etcdserverpb::TxnResponse> r) {
       if (!r) {
         gate->finish(to_grpc_status(r.status()));
@@ -61,22 +71,22 @@ class LockService final : public v3lockpb::Lock::CallbackService {
       const int64_t my_rev = r->succeeded() ? r->header().revision() : existing[0].create_revision();
       const auto& owner = r->responses(1).response_range().kvs();
       if (owner.empty() || owner[0].create_revision() == my_rev) {
-        answer(gate, reply, r->header(), key);
+        answer(gate, reply, r->header(), user, key);
         return;
       }
       auto waiter = co::DeleteWaiter::start(
-          node_, prefix, my_rev - 1,
-          [this, gate, reply, key, my_rev](Result<etcdserverpb::ResponseHeader> h) {
+          node_, user, prefix, my_rev - 1,
+          [this, gate, reply, key, my_rev, user](Result<etcdserverpb::ResponseHeader> h) {
             if (!h) {
-              unlock_quietly(key);
+              unlock_quietly(user, key);
               gate->finish(to_grpc_status(h.status()));
               return;
             }
-            confirm_held(gate, reply, key, my_rev);
+            confirm_held(gate, reply, user, key, my_rev);
           });
-      auto withdraw = [this, waiter, key] {
+      auto withdraw = [this, waiter, key, user] {
         waiter->cancel();
-        unlock_quietly(key);
+        unlock_quietly(user, key);
       };
       if (!gate->set_on_cancel(withdraw)) withdraw();
     });
@@ -89,6 +99,7 @@ class LockService final : public v3lockpb::Lock::CallbackService {
     ir.mutable_delete_range()->set_key(req->key());
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     Status v = kv::Store::validate(ir, opts_);
+    if (v.is_ok()) v = auth_->authorize(*ctx, &ir);  // write on the key, as KV.DeleteRange
     if (!v.is_ok()) {
       reactor->Finish(to_grpc_status(v));
       return reactor;
@@ -108,22 +119,23 @@ class LockService final : public v3lockpb::Lock::CallbackService {
 
  private:
   void answer(const std::shared_ptr<co::Gate>& gate, v3lockpb::LockResponse* reply,
-              const etcdserverpb::ResponseHeader& header, const std::string& key) {
+              const etcdserverpb::ResponseHeader& header, const std::string& user,
+              const std::string& key) {
     const bool delivered = gate->finish(grpc::Status::OK, [&] {
       *reply->mutable_header() = header;
       fill_header(node_, reply->mutable_header());
       reply->set_key(key);
     });
-    if (!delivered) unlock_quietly(key);  // the client left: do not hold the lock for it
+    if (!delivered) unlock_quietly(user, key);  // the client left: do not hold the lock for it
   }
 
   // After the wait: the lock is ours only if our key still exists (its lease
   // may have expired meanwhile).
-  void confirm_held(std::shared_ptr<co::Gate> gate, v3lockpb::LockResponse* reply, std::string key,
-                    int64_t my_rev) {
+  void confirm_held(std::shared_ptr<co::Gate> gate, v3lockpb::LockResponse* reply,
+                    std::string user, std::string key, int64_t my_rev) {
     etcdserverpb::RangeRequest get;
     get.set_key(key);
-    co::linearizable_range(node_, std::move(get), [this, gate, reply, key, my_rev](
+    co::linearizable_range(node_, user, std::move(get), [this, gate, reply, user, key, my_rev](
                                                       Result<etcdserverpb::RangeResponse> r) {
       if (!r) {
         gate->finish(to_grpc_status(r.status()));
@@ -133,18 +145,20 @@ class LockService final : public v3lockpb::Lock::CallbackService {
         gate->finish(session_expired());
         return;
       }
-      answer(gate, reply, r->header(), key);
+      answer(gate, reply, r->header(), user, key);
     });
   }
 
-  void unlock_quietly(const std::string& key) {
+  void unlock_quietly(const std::string& user, const std::string& key) {
     raftkvpb::InternalRequest ir;
     ir.mutable_delete_range()->set_key(key);
+    co::act_as(node_, user, &ir);
     node_->propose(std::move(ir), [](Status, raftkvpb::InternalResponse) {});
   }
 
   server::Node* node_;
   const kv::StoreOptions opts_;
+  AuthChecker* auth_;
 };
 
 }  // namespace

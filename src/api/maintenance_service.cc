@@ -146,6 +146,9 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
   ServerUnaryReactor* Hash(CallbackServerContext* ctx, const etcdserverpb::HashRequest*,
                            etcdserverpb::HashResponse* reply) override {
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return finish_now(ctx, to_grpc_status(a));
+    }
     Result<etcdserverpb::HashResponse> h = node_->store()->hash();
     if (!h) return finish_now(ctx, to_grpc_status(h.status()));
     *reply = std::move(*h);
@@ -155,6 +158,9 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
   ServerUnaryReactor* HashKV(CallbackServerContext* ctx, const etcdserverpb::HashKVRequest* req,
                              etcdserverpb::HashKVResponse* reply) override {
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return finish_now(ctx, to_grpc_status(a));
+    }
     Result<etcdserverpb::HashKVResponse> h = node_->store()->hash_kv(req->revision());
     if (!h) return finish_now(ctx, to_grpc_status(h.status()));
     *reply = std::move(*h);
@@ -181,8 +187,18 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
       return finish_now(ctx, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                           "raftkv: unknown alarm action"));
     }
+    // Listing is open (as etcd). Raising or clearing an alarm is root-only:
+    // etcd 3.4 does not check it, but a NOSPACE alarm stops every write and
+    // clearing one lifts the space quota, so neither is left to any user.
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return finish_now(ctx, to_grpc_status(a));
+    }
+
     raftkvpb::InternalRequest ir;
     *ir.mutable_alarm() = *req;
+    if (raftkv::Status a = ctx_.auth->authorize(*ctx, &ir); !a.is_ok()) {  // stamps the caller
+      return finish_now(ctx, to_grpc_status(a));
+    }
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     propose_and_finish(node_, ctx_.store_options, std::move(ir), reactor, reply,
                        [](raftkvpb::InternalResponse& r) { return r.mutable_alarm(); });
@@ -192,6 +208,11 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
   ServerUnaryReactor* MoveLeader(CallbackServerContext* ctx,
                                  const etcdserverpb::MoveLeaderRequest* req,
                                  etcdserverpb::MoveLeaderResponse* reply) override {
+    // Root-only: etcd 3.4 left MoveLeader open; later etcd checks it, and a
+    // leader move is a cluster operation like the member changes.
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return finish_now(ctx, to_grpc_status(a));
+    }
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     node_->move_leader(req->targetid(), [this, reactor, reply](raftkv::Status st) {
       if (!st.is_ok()) {
@@ -206,6 +227,9 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
   ServerUnaryReactor* Defragment(CallbackServerContext* ctx, const etcdserverpb::DefragmentRequest*,
                                  etcdserverpb::DefragmentResponse* reply) override {
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return finish_now(ctx, to_grpc_status(a));
+    }
     // No stop-the-world: RocksDB compacts the whole key space in the
     // background while reads and writes go on; the call answers when done.
     if (defrags_in_flight_.fetch_add(1) >= kMaxDefragmentsInFlight) {
@@ -240,18 +264,19 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
   }
 
   ServerWriteReactor<etcdserverpb::SnapshotResponse>* Snapshot(
-      CallbackServerContext*, const etcdserverpb::SnapshotRequest*) override {
+      CallbackServerContext* ctx, const etcdserverpb::SnapshotRequest*) override {
+    // A reactor that fails at once.
+    class Failed final : public ServerWriteReactor<etcdserverpb::SnapshotResponse> {
+     public:
+      explicit Failed(const grpc::Status& st) { Finish(st); }
+      void OnDone() override { delete this; }
+    };
+    if (raftkv::Status a = ctx_.auth->check_admin(*ctx); !a.is_ok()) {
+      return new Failed(to_grpc_status(a));
+    }
     std::shared_ptr<kv::Store> store = node_->store();
     Result<std::unique_ptr<kv::SnapshotStream>> stream = store->snapshot();
-    if (!stream) {
-      // A reactor that fails at once.
-      class Failed final : public ServerWriteReactor<etcdserverpb::SnapshotResponse> {
-       public:
-        explicit Failed(const grpc::Status& st) { Finish(st); }
-        void OnDone() override { delete this; }
-      };
-      return new Failed(to_grpc_status(stream.status()));
-    }
+    if (!stream) return new Failed(to_grpc_status(stream.status()));
     return new SnapshotWriter(node_, std::move(store), std::move(*stream));
   }
 

@@ -42,6 +42,9 @@ constexpr size_t kMaxEventsPerTake = 4096;
 // etcd's messages (mvcc/watcher.go).
 constexpr const char* kDuplicateWatchId = "mvcc: duplicate watch ID provided on the WatchStream";
 constexpr const char* kNoLeader = "etcdserver: no leader";
+// etcd puts its gRPC error's whole text into cancel_reason.
+constexpr const char* kWatchPermissionDenied =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 
 class WatchStream;
 
@@ -72,9 +75,11 @@ struct Mailbox {
 
 class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
  public:
-  WatchStream(grpc::CallbackServerContext* ctx, server::Node* node,
+  WatchStream(grpc::CallbackServerContext* ctx, server::Node* node, AuthChecker* auth,
               std::shared_ptr<StreamRegistry> registry, size_t max_response_bytes)
-      : node_(node),
+      : ctx_(ctx),
+        auth_(auth),
+        node_(node),
         hub_(node->watch_hub()),
         registry_(std::move(registry)),
         max_response_bytes_(max_response_bytes),
@@ -99,13 +104,16 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
   }
 
   void OnReadDone(bool ok) override {
+    // Checked before taking the stream mutex: the check reads the store,
+    // whose apply loop notifies streams.
+    const bool permitted = !ok || !request_.has_create_request() || create_permitted();
     std::lock_guard lk(mu_);
     if (!ok || finishing_) {
       // Half-close: like etcd, keep sending until the client cancels.
       reading_ = false;
       return;
     }
-    handle_request_locked(request_);
+    handle_request_locked(request_, permitted);
     if (control_.size() < kMaxControlQueue) {
       StartRead(&request_);
     } else {
@@ -186,16 +194,24 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     r->set_watch_id(watch_id);
   }
 
-  void handle_request_locked(const WatchRequest& req) {
+  // Read permission on the whole range the create request watches, for the
+  // token the stream was opened with (etcd's isWatchPermitted).
+  bool create_permitted() const {
+    const etcdserverpb::WatchCreateRequest& c = request_.create_request();
+    const std::string key = c.key().empty() ? std::string(1, '\0') : c.key();
+    return auth_->check_read(*ctx_, key, c.range_end()).is_ok();
+  }
+
+  void handle_request_locked(const WatchRequest& req, bool permitted) {
     switch (req.request_union_case()) {
-      case WatchRequest::kCreateRequest: create_locked(req.create_request()); break;
+      case WatchRequest::kCreateRequest: create_locked(req.create_request(), permitted); break;
       case WatchRequest::kCancelRequest: cancel_locked(req.cancel_request().watch_id()); break;
       case WatchRequest::kProgressRequest: progress_requested_ = true; break;
       case WatchRequest::REQUEST_UNION_NOT_SET: break;  // etcd ignores it too
     }
   }
 
-  void create_locked(const etcdserverpb::WatchCreateRequest& c) {
+  void create_locked(const etcdserverpb::WatchCreateRequest& c, bool permitted) {
     kv::WatchSpec spec;
     spec.key = c.key().empty() ? std::string(1, '\0') : c.key();  // "\0": the smallest key
     spec.range_end = c.range_end();
@@ -210,6 +226,16 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     resp.set_created(true);
     int64_t id = c.watch_id();
     Status st;
+    // As etcd 3.4, any refusal (an expired or invalid token too) answers
+    // created + canceled with watch id -1 and the permission-denied text; the
+    // stream and its other watchers go on (permission is checked at
+    // creation, not per event, as etcd).
+    if (!permitted) {
+      resp.set_canceled(true);
+      resp.set_cancel_reason(kWatchPermissionDenied);
+      control_.push_back(std::move(resp));
+      return;
+    }
     if (id != 0 && watchers_.count(id) != 0) {
       st = Status::invalid_argument(kDuplicateWatchId);
     }
@@ -405,6 +431,8 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     }
   }
 
+  grpc::CallbackServerContext* const ctx_;
+  AuthChecker* const auth_;
   server::Node* const node_;
   kv::WatchHub& hub_;
   const std::shared_ptr<StreamRegistry> registry_;
@@ -442,6 +470,7 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
  public:
   explicit WatchService(const ServiceContext& ctx)
       : node_(ctx.node),
+        auth_(ctx.auth),
         max_response_bytes_(ctx.cfg->max_request_bytes),
         interval_(std::chrono::milliseconds(ctx.cfg->watch_progress_notify_interval_ms)),
         registry_(std::make_shared<StreamRegistry>()) {
@@ -464,7 +493,7 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
 
   grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Watch(
       grpc::CallbackServerContext* ctx) override {
-    return new WatchStream(ctx, node_, registry_, max_response_bytes_);
+    return new WatchStream(ctx, node_, auth_, registry_, max_response_bytes_);
   }
 
  private:
@@ -479,6 +508,7 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
   }
 
   server::Node* const node_;
+  AuthChecker* const auth_;
   const size_t max_response_bytes_;
   const std::chrono::milliseconds interval_;
   const std::shared_ptr<StreamRegistry> registry_;

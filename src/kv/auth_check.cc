@@ -97,7 +97,6 @@ Status Store::check_permission(const raftkvpb::InternalRequest& req, std::string
   using R = raftkvpb::InternalRequest;
   if (!auth_.enabled()) return Status::ok();
   if (AuthStore::is_auth_request(req)) return Status::ok();
-  if (req.request_case() == R::kCompaction) return auth_.check_admin(user);
   RAFTKV_RETURN_IF_ERROR(auth_.check_identity(user, auth_revision));
   const UserPermissions perms = auth_.permissions(user);
   if (perms.root) return Status::ok();
@@ -132,7 +131,7 @@ Status Store::check_permission(const raftkvpb::InternalRequest& req, std::string
     case R::kLeaseRevoke:
       ok = c.lease_keys_writable(req.lease_revoke().id());
       break;
-    default:  // LeaseGrant: any authenticated user (as etcd)
+    default:  // LeaseGrant, Compaction: any authenticated user (as etcd)
       break;
   }
   return ok ? Status::ok() : auth_errors::permission_denied();

@@ -356,6 +356,11 @@ UserPermissions AuthStore::permissions_locked(std::string_view user) const {
   return out;
 }
 
+void AuthStore::stamp_as_root(raftkvpb::InternalRequest* req) const {
+  req->mutable_header()->set_username(std::string(kRootUser));
+  req->mutable_header()->set_auth_revision(revision());
+}
+
 uint32_t AuthStore::hash() const {
   std::shared_lock l(mu_);
   uint32_t h = 0;

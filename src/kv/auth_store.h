@@ -138,6 +138,11 @@ class AuthStore {
   /// The permissions of `user` now (empty if the user does not exist).
   UserPermissions permissions(std::string_view user) const;
 
+  /// Marks `req` as made by root at the current auth revision. For the
+  /// requests the server makes itself (lease expiry, alarms), which etcd
+  /// also makes as root: they must pass the apply-time check while auth is on.
+  void stamp_as_root(raftkvpb::InternalRequest* req) const;
+
   /// CRC-32C over every auth record and meta value in key order: equal on
   /// members with the same auth state (for Maintenance.Hash).
   uint32_t hash() const;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "base/crc32c.h"
+#include "kv/keys.h"
 #include "kv/store.h"
 
 namespace raftkv::kv {
@@ -13,6 +14,8 @@ Result<etcdserverpb::HashResponse> Store::hash() const {
   std::string extra;
   Result<etcdserverpb::HashKVResponse> kv = hash_kv_impl(0, &extra);
   if (!kv) return kv.status();
+  // Users, roles and the auth switch are part of the backend etcd hashes.
+  keys::put_be64(&extra, auth_.hash());
   etcdserverpb::HashResponse resp;
   *resp.mutable_header() = kv->header();
   resp.set_hash(crc32c_extend(kv->hash(), extra.data(), extra.size()));

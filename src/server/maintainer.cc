@@ -126,6 +126,7 @@ void Maintainer::maybe_clear_nospace() {
     req.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::DEACTIVATE);
     req.mutable_alarm()->set_memberid(a.memberid());
     req.mutable_alarm()->set_alarm(etcdserverpb::AlarmType::NOSPACE);
+    node_->store()->auth().stamp_as_root(&req);
     node_->propose(std::move(req), [flag = clear_in_flight_, left](Status st,
                                                                     raftkvpb::InternalResponse) {
       if (!st.is_ok()) spdlog::warn("clearing NOSPACE failed: {}", st.to_string());
@@ -184,6 +185,7 @@ void Maintainer::raise_corrupt(uint64_t member_id) {
   req.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
   req.mutable_alarm()->set_memberid(member_id);
   req.mutable_alarm()->set_alarm(etcdserverpb::AlarmType::CORRUPT);
+  node_->store()->auth().stamp_as_root(&req);
   node_->propose(std::move(req), [member_id](Status st, raftkvpb::InternalResponse) {
     if (!st.is_ok()) {
       spdlog::error("raising CORRUPT for member {} failed: {}", format_id(member_id),

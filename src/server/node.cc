@@ -1344,6 +1344,7 @@ void Node::maybe_raise_nospace(const kv::Store& store, const kv::ApplyOutcome& o
   a->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
   a->set_memberid(member_id_);
   a->set_alarm(etcdserverpb::AlarmType::NOSPACE);
+  store.auth().stamp_as_root(&req);
   propose(std::move(req), [this](Status st, raftkvpb::InternalResponse) {
     raising_nospace_ = false;
     if (!st.is_ok()) spdlog::warn("raising NOSPACE failed: {}", st.to_string());

@@ -10,6 +10,8 @@
 //   coord_client ENDPOINT leader NAME              -> "key=K value=V"
 //   coord_client ENDPOINT observe NAME COUNT       -> COUNT lines "key=K value=V"
 // LEASE and REV are decimal. Errors: "error: CODE MESSAGE" on stderr, exit 1.
+// With COORD_TOKEN set, the call carries it as the `token` metadata (an auth
+// token from Auth.Authenticate).
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -51,6 +53,9 @@ int main(int argc, char** argv) {
   auto election = v3electionpb::Election::NewStub(channel);
   const std::string cmd = argv[2];
   grpc::ClientContext ctx;
+  if (const char* token = std::getenv("COORD_TOKEN"); token != nullptr && *token != '\0') {
+    ctx.AddMetadata("token", token);
+  }
   grpc::Status s;
   if (cmd == "lock" && argc == 5) {
     v3lockpb::LockRequest req;
