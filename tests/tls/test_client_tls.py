@@ -144,6 +144,32 @@ class ClientTlsTest(TlsCase):
     def test_client_cert_auth_against_etcd(self):
         self.check_client_cert_auth("etcd")
 
+    def check_common_name_authenticates(self, kind):
+        """With --client-cert-auth and auth enabled, a verified client
+        certificate's common name is the user when no token is sent."""
+        root_cert, root_key = self.ca.issue("rootclient", cn="root")
+        as_root = ["--cacert", self.ca.cert, "--cert", root_cert, "--key", root_key]
+        as_alice = ["--cacert", self.ca.cert, "--cert", self.client_cert, "--key", self.client_key]
+        n = self.start(kind, self.server_flags(trusted_ca_file=self.ca.cert) +
+                       ["--client-cert-auth"], wait_ctl=as_root)
+        for args in (["user", "add", "root:rootpw"], ["user", "add", "alice:alicepw"],
+                     ["auth", "enable"]):
+            r = h.etcdctl([n.endpoint], *as_root, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = h.etcdctl([n.endpoint], *as_root, "put", "cn-key", "v")
+        self.assertEqual(r.returncode, 0, f"CN=root was not authenticated as root: {r.stderr}")
+        r = h.etcdctl([n.endpoint], *as_alice, "put", "cn-key", "w", timeout_s=5)
+        self.assertNotEqual(r.returncode, 0, "CN=alice (no role) could write")
+        self.assertIn("permission denied", r.stderr)
+        r = h.etcdctl([n.endpoint], *as_root, "get", "cn-key", "--print-value-only")
+        self.assertEqual(r.stdout.strip(), "v")
+
+    def test_common_name_authenticates(self):
+        self.check_common_name_authenticates("raftkv")
+
+    def test_common_name_authenticates_against_etcd(self):
+        self.check_common_name_authenticates("etcd")
+
     def test_revoked_client_certificate(self):
         revoked_cert, revoked_key = self.ca.issue("revoked", cn="bob")
         crl = self.ca.revoke(revoked_cert)
