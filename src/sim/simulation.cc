@@ -850,7 +850,8 @@ bool Simulation::install_snapshot(Node& n, const raft::Snapshot& snap) {
   if (n.machine->applied_index() >= idx) return true;  // the machine is already past it
   n.machine->crash();  // replaced wholesale: nothing of it is needed any more
   n.machine.reset();
-  Result<std::unique_ptr<Machine>> fresh = Status::ok();
+  // Filled by one of the two branches below (a Result holds a value or an error).
+  Result<std::unique_ptr<Machine>> fresh = Status::internal("no snapshot restore attempted");
   if (opt_.kv_store) {
     // The server's pattern: build the new store beside the old one, then
     // switch the pointer to it and delete the old one.
