@@ -4,6 +4,25 @@
 
 namespace raftkv::api::coordination {
 
+etcdserverpb::Compare created_at(const std::string& key, int64_t rev) {
+  etcdserverpb::Compare c;
+  c.set_key(key);
+  c.set_target(etcdserverpb::Compare::CREATE);
+  c.set_result(etcdserverpb::Compare::EQUAL);
+  c.set_create_revision(rev);
+  return c;
+}
+
+std::optional<std::string> caller(const AuthChecker& auth, const grpc::ServerContextBase& ctx,
+                                  Gate& gate) {
+  Result<AuthInfo> who = auth.authenticate(ctx);
+  if (!who) {
+    gate.finish(to_grpc_status(who.status()));
+    return std::nullopt;
+  }
+  return who->username;
+}
+
 std::string owner_key(const std::string& name, int64_t lease) {
   char hex[24];
   std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(lease));

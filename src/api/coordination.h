@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "api/service_util.h"
@@ -26,6 +27,10 @@ std::string owner_key(const std::string& name, int64_t lease);
 
 /// The range_end selecting every key that starts with `prefix`.
 std::string prefix_end(const std::string& prefix);
+
+/// A Compare that holds while `key`'s create revision is `rev` (0: the key
+/// does not exist).
+etcdserverpb::Compare created_at(const std::string& key, int64_t rev);
 
 // Every step acts for `user`, the caller the service authenticated when the
 // call began (empty while auth is disabled): reads are checked against the
@@ -110,5 +115,10 @@ class Gate {
   grpc::ServerUnaryReactor* reactor_ = nullptr;
   std::function<void()> on_cancel_;
 };
+
+/// The authenticated caller of a call (empty while auth is disabled), or
+/// std::nullopt after finishing `gate` with the authentication error.
+std::optional<std::string> caller(const AuthChecker& auth, const grpc::ServerContextBase& ctx,
+                                  Gate& gate);
 
 }  // namespace raftkv::api::coordination

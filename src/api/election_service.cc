@@ -29,15 +29,6 @@ grpc::Status missing_leader_key() {
   return grpc::Status(grpc::StatusCode::UNKNOWN, "\"leader\" field must be provided");
 }
 
-etcdserverpb::Compare created_at(const std::string& key, int64_t rev) {
-  etcdserverpb::Compare c;
-  c.set_key(key);
-  c.set_target(etcdserverpb::Compare::CREATE);
-  c.set_result(etcdserverpb::Compare::EQUAL);
-  c.set_create_revision(rev);
-  return c;
-}
-
 class ElectionService final : public v3electionpb::Election::CallbackService {
  public:
   explicit ElectionService(const ServiceContext& ctx)
@@ -51,12 +42,9 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
                                v3electionpb::CampaignResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    Result<AuthInfo> who = auth_->authenticate(*ctx);
-    if (!who) {
-      gate->finish(to_grpc_status(who.status()));
-      return reactor;
-    }
-    const std::string user = who->username;
+    const std::optional<std::string> caller = co::caller(*auth_, *ctx, *gate);
+    if (!caller) return reactor;
+    const std::string& user = *caller;
     v3electionpb::LeaderKey leader;
     leader.set_name(req->name());
     leader.set_key(co::owner_key(req->name(), req->lease()));
@@ -64,7 +52,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     const std::string value = req->value();
 
     etcdserverpb::TxnRequest txn;
-    *txn.add_compare() = created_at(leader.key(), 0);
+    *txn.add_compare() = co::created_at(leader.key(), 0);
     etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
     put->set_key(leader.key());
     put->set_value(value);
@@ -110,12 +98,9 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
                                v3electionpb::ProclaimResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    Result<AuthInfo> who = auth_->authenticate(*ctx);
-    if (!who) {
-      gate->finish(to_grpc_status(who.status()));
-      return reactor;
-    }
-    const std::string user = who->username;
+    const std::optional<std::string> caller = co::caller(*auth_, *ctx, *gate);
+    if (!caller) return reactor;
+    const std::string& user = *caller;
     if (!req->has_leader()) {
       gate->finish(missing_leader_key());
       return reactor;
@@ -136,12 +121,9 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
                              v3electionpb::ResignResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    Result<AuthInfo> who = auth_->authenticate(*ctx);
-    if (!who) {
-      gate->finish(to_grpc_status(who.status()));
-      return reactor;
-    }
-    const std::string user = who->username;
+    const std::optional<std::string> caller = co::caller(*auth_, *ctx, *gate);
+    if (!caller) return reactor;
+    const std::string& user = *caller;
     if (!req->has_leader()) {
       gate->finish(missing_leader_key());
       return reactor;
@@ -160,12 +142,9 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
                              v3electionpb::LeaderResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    Result<AuthInfo> who = auth_->authenticate(*ctx);
-    if (!who) {
-      gate->finish(to_grpc_status(who.status()));
-      return reactor;
-    }
-    const std::string user = who->username;
+    const std::optional<std::string> caller = co::caller(*auth_, *ctx, *gate);
+    if (!caller) return reactor;
+    const std::string& user = *caller;
     co::linearizable_range(node_, user, co::create_ordered(req->name() + "/", /*first=*/true),
                            [this, gate, reply](Result<etcdserverpb::RangeResponse> r) {
                              if (!r) {
@@ -199,7 +178,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
   void proclaim(const std::string& user, const v3electionpb::LeaderKey& leader,
                 const std::string& value, co::TxnDone done) {
     etcdserverpb::TxnRequest txn;
-    *txn.add_compare() = created_at(leader.key(), leader.rev());
+    *txn.add_compare() = co::created_at(leader.key(), leader.rev());
     etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
     put->set_key(leader.key());
     put->set_value(value);
@@ -209,7 +188,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
 
   void resign(const std::string& user, const v3electionpb::LeaderKey& leader, co::TxnDone done) {
     etcdserverpb::TxnRequest txn;
-    *txn.add_compare() = created_at(leader.key(), leader.rev());
+    *txn.add_compare() = co::created_at(leader.key(), leader.rev());
     txn.add_success()->mutable_request_delete_range()->set_key(leader.key());
     co::propose_txn(node_, opts_, user, std::move(txn), std::move(done));
   }

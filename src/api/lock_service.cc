@@ -35,21 +35,14 @@ class LockService final : public v3lockpb::Lock::CallbackService {
                            v3lockpb::LockResponse* reply) override {
     std::shared_ptr<co::Gate> gate;
     ServerUnaryReactor* reactor = co::Gate::make(&gate);
-    Result<AuthInfo> who = auth_->authenticate(*ctx);
-    if (!who) {
-      gate->finish(to_grpc_status(who.status()));
-      return reactor;
-    }
-    const std::string user = who->username;
+    const std::optional<std::string> caller = co::caller(*auth_, *ctx, *gate);
+    if (!caller) return reactor;
+    const std::string& user = *caller;
     const std::string key = co::owner_key(req->name(), req->lease());
     const std::string prefix = req->name() + "/";
 
     etcdserverpb::TxnRequest txn;
-    etcdserverpb::Compare* cmp = txn.add_compare();
-    cmp->set_key(key);
-    cmp->set_target(etcdserverpb::Compare::CREATE);
-    cmp->set_result(etcdserverpb::Compare::EQUAL);
-    cmp->set_create_revision(0);
+    *txn.add_compare() = co::created_at(key, 0);
     etcdserverpb::PutRequest* put = txn.add_success()->mutable_request_put();
     put->set_key(key);
     put->set_lease(req->lease());
