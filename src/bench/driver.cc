@@ -214,7 +214,20 @@ class PutOperation : public KvOperation {
  public:
   using KvOperation::KvOperation;
   void start(Slot& s, uint64_t ticket, Nanos, Done done) override {
-    put(s, o_.key(key_index(s, ticket)), value_, std::move(done));
+    if (o_.puts_per_request == 1) return put(s, o_.key(key_index(s, ticket)), value_, std::move(done));
+    // One Txn of puts_per_request puts (no compares: it always succeeds).
+    auto* call = new Call<pb::TxnRequest, pb::TxnResponse>;
+    set_deadline(call->ctx, o_);
+    for (uint64_t j = 0; j < o_.puts_per_request; ++j) {
+      pb::PutRequest* p = call->req.add_success()->mutable_request_put();
+      p->set_key(o_.key(key_index(s, ticket * o_.puts_per_request + j)));
+      p->set_value(value_);
+    }
+    c_.kv[s.conn]->async()->Txn(&call->ctx, &call->req, &call->resp,
+                                [call, done = std::move(done)](grpc::Status st) {
+                                  delete call;  // first: done() may end the run
+                                  done(st);
+                                });
   }
 };
 

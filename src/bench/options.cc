@@ -37,6 +37,7 @@ constexpr const char* kWorkloadHelp[] = {
 constexpr uint32_t kMaxConns = 1024;
 constexpr uint32_t kMaxClients = 100000;
 constexpr uint32_t kMaxWatchers = 10000;
+constexpr uint32_t kMaxPutsPerRequest = 128;
 constexpr uint32_t kMaxKeySize = 1024 * 1024;
 constexpr uint32_t kMaxValSize = 16 * 1024 * 1024;
 // The watch workload stores the send time in the value's first 8 bytes.
@@ -184,6 +185,14 @@ Status validate(const BenchOptions& o) {
     return Status::invalid_argument(
         "watch: --val-size must be >= 8 (the value carries the send time)");
   }
+  if (o.puts_per_request < 1 || o.puts_per_request > kMaxPutsPerRequest) {
+    return Status::invalid_argument("--puts-per-request must be in [1, " +
+                                    std::to_string(kMaxPutsPerRequest) +
+                                    "] (etcd's default --max-txn-ops is 128)");
+  }
+  if (o.puts_per_request > 1 && o.workload != Workload::kPut) {
+    return Status::invalid_argument("--puts-per-request applies to put only");
+  }
   if (o.serializable && o.workload != Workload::kRange && o.workload != Workload::kMixed) {
     return Status::invalid_argument("--serializable applies to range and mixed only");
   }
@@ -221,6 +230,8 @@ Result<ParsedArgs> parse_args(int argc, const char* const* argv) {
   app.add_option("--val-size", o.val_size_bytes, "Value length in bytes (fsync: write size)");
   app.add_option("--key-space", o.key_space, "Number of distinct keys");
   app.add_flag("--sequential-keys", o.sequential_keys, "Keys in order instead of uniform random");
+  app.add_option("--puts-per-request", o.puts_per_request,
+                 "put: keys per request; above 1, each request is a Txn of that many puts");
   app.add_option("--key-prefix", o.key_prefix, "Prefix of every key (watch: the watched prefix)");
   app.add_option("--warmup", warmup, "Unmeasured lead-in: seconds (2s) or requests (1000)");
   app.add_option("--rate", o.rate_per_s, "Open loop: requests per second on a fixed schedule");

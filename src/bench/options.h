@@ -32,6 +32,10 @@ struct BenchOptions {
   uint32_t val_size_bytes = 8;
   uint64_t key_space = 10000;    ///< Keys are drawn from indexes [0, key_space).
   bool sequential_keys = false;  ///< Key index = ticket % key_space instead of uniform random.
+  /// put: keys written per request. Above 1, each request is one Txn of this
+  /// many puts (keys ticket*N .. ticket*N+N-1 with --sequential-keys): a fast
+  /// way to load a large key space (scripts/bench-compare's RSS load).
+  uint32_t puts_per_request = 1;
   std::string key_prefix = "bench/";
   uint64_t warmup_requests = 0;  ///< With total: leading requests not measured.
   double warmup_s = 0;           ///< With duration: leading seconds not measured.

@@ -130,9 +130,21 @@ TEST(Options, RefusesInvalidCombinations) {
   expect_refused({"fsync", "--duration", "1", "--rate", "10"}, "--rate");
   expect_refused({"fsync", "--duration", "1", "--clients", "2"}, "--clients");
   expect_refused({"put", "--duration", "1", "--busy-cpu"}, "--busy-cpu");
+  expect_refused({"put", "--duration", "1", "--puts-per-request", "0"}, "--puts-per-request");
+  expect_refused({"put", "--duration", "1", "--puts-per-request", "129"}, "--puts-per-request");
+  expect_refused({"range", "--duration", "1", "--puts-per-request", "2"}, "put only");
   expect_refused({"nosuch"}, "not a workload: \"nosuch\"");
   expect_refused({"--duration", "1"}, "name one workload");
   expect_refused({"put", "--duration", "1", "--bogus"}, "--bogus");
+}
+
+TEST(Options, PutsPerRequestDefaultsToOneAndTakesUpTo128) {
+  Result<ParsedArgs> r = parse({"put", "--duration", "1"});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->options.puts_per_request, 1u);
+  r = parse({"put", "--total", "10", "--puts-per-request", "128"});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->options.puts_per_request, 128u);
 }
 
 TEST(Options, HelpIsNotAnError) {
