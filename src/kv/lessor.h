@@ -21,11 +21,14 @@
 //     `revoke_retry`.
 //
 // The lessor reads time only through Hooks::now and leadership, store state
-// and proposals only through Hooks, so tests drive it with a fake clock.
+// and proposals only through Hooks, so tests drive it with a fake clock and
+// the simulator runs it on simulated nodes. It lives in kv, not in the server,
+// for that reason: it must not depend on the server.
 //
 // Thread-safety: every public method may be called from any thread; one
 // mutex guards the deadlines. tick() is called by the lessor's own thread
-// (start()) or directly by tests. `revoke` is called with the mutex released;
+// (start(), the server) or directly by tests and by the simulator, which
+// never starts the thread and ticks it on simulated time (Hooks::now). `revoke` is called with the mutex released;
 // the other hooks with it held, so they must not call back into the lessor.
 #pragma once
 
@@ -42,7 +45,7 @@
 
 #include "base/status.h"
 
-namespace raftkv::server {
+namespace raftkv::kv {
 
 class Lessor {
  public:
@@ -146,4 +149,4 @@ class LeaseIdGenerator {
   uint64_t suffix_;
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::kv

@@ -1,14 +1,15 @@
-#include "server/lessor.h"
+#include "kv/lessor.h"
 
 #include <algorithm>
 #include <set>
 
-namespace raftkv::server {
+#include "kv/errors.h"
+
+namespace raftkv::kv {
 
 namespace {
 
 Status not_primary() { return Status::failed_precondition("raftkv: this member is not the lessor"); }
-Status lease_not_found() { return Status::not_found("etcdserver: requested lease not found"); }
 
 }  // namespace
 
@@ -92,13 +93,13 @@ Result<Lessor::Entry*> Lessor::find_locked(int64_t id, Clock::time_point now) {
   const std::optional<int64_t> ttl = hooks_.lease_ttl(id);
   if (!ttl) {
     leases_.erase(id);
-    return lease_not_found();
+    return errors::lease_not_found();
   }
   auto it = leases_.find(id);
   if (it == leases_.end()) {
     it = leases_.emplace(id, Entry{*ttl, now + std::chrono::seconds(*ttl), {}}).first;
   }
-  if (it->second.deadline <= now) return lease_not_found();  // expired; revoke under way
+  if (it->second.deadline <= now) return errors::lease_not_found();  // expired; revoke under way
   return &it->second;
 }
 
@@ -147,4 +148,4 @@ int64_t LeaseIdGenerator::next() {
   }
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::kv
