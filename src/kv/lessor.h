@@ -52,7 +52,10 @@ class Lessor {
   using Clock = std::chrono::steady_clock;
 
   struct Hooks {
-    /// The current Raft term if this member is the leader, else 0.
+    /// The current Raft term if this member is the leader and has applied
+    /// an entry of that term, else 0. (Before that, an entry of an earlier
+    /// term still to be applied may be a revoke a previous leader proposed:
+    /// a renewal acknowledged meanwhile would be undone by it.)
     std::function<uint64_t()> leader_term;
     /// Every granted lease and its granted TTL in seconds (ascending id).
     std::function<std::vector<std::pair<int64_t, int64_t>>()> leases;

@@ -149,6 +149,7 @@ struct Node {
   uint64_t tick_us = 10 * kMs;  // this node's tick period (clock drift)
   uint64_t paused_until_us = 0;
   Index applied;  // last committed entry handed to the state machine
+  Term applied_term;  // term of that entry (0 until this incarnation applied one)
   // 1..4: crash inside the next Ready at that stage; 5: the disk fails part
   // way through the next snapshot save; 6: crash after the next snapshot is
   // saved, before the log is compacted.
@@ -564,6 +565,7 @@ void Simulation::start_node(Node& n) {
   n.alive = true;
   n.paused_until_us = 0;
   n.crash_at_stage = 0;
+  n.applied_term = Term(0);
   ++n.incarnation;
   trace("start n" + std::to_string(n.id.value()) + " store_applied=" +
         std::to_string(n.machine->applied_index().value()) + " snapshot=" +
@@ -1197,6 +1199,7 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
     batch.push_back(ae);
   }
   n.applied = ents.back().index;
+  n.applied_term = ents.back().term;
   if (batch.empty()) return;
   const std::vector<MachineOutcome> outcomes = n.machine->apply(batch);
   record_revisions(n);
@@ -1857,8 +1860,13 @@ void Simulation::start_lessor(Node& n) {
   // simulator calls tick() (kLessorTick).
   Node* np = &n;
   kv::Lessor::Hooks h;
+  // Primary only once the leader applied an entry of its own term: every
+  // entry of earlier terms in its log, a revoke its predecessor proposed
+  // included, is applied by then (a renewal before that could be undone by
+  // such a revoke committing later). The server's Node::applied_term() rule.
   h.leader_term = [np]() -> uint64_t {
     if (!np->alive || !np->core || np->core->role() != Role::kLeader) return 0;
+    if (np->applied_term != np->core->term()) return 0;
     return np->core->term().value();
   };
   h.leases = [np] {
