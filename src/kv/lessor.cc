@@ -46,11 +46,22 @@ void Lessor::loop() {
 void Lessor::follow_leadership_locked(Clock::time_point now) {
   const uint64_t term = hooks_.leader_term();
   if (term == primary_term_) return;
+#if defined(RAFTKV_SIM_MUTATION) && RAFTKV_SIM_MUTATION == 6
+  // MUTATION 6 (simulator only): deadlines survive a demotion, and a member
+  // promoted again keeps the ones it had instead of giving every lease its
+  // full TTL: keep-alives served by another leader meanwhile are lost.
+  primary_term_ = term;
+  if (term == 0) return;
+  for (const auto& [id, ttl] : hooks_.leases()) {
+    leases_.try_emplace(id, Entry{ttl, now + std::chrono::seconds(ttl), {}});
+  }
+#else
   leases_.clear();
   primary_term_ = term;
   if (term == 0) return;  // demoted: no deadlines, no revokes
   // Promoted: every lease gets its full TTL from now (etcd's Promote).
   for (const auto& [id, ttl] : hooks_.leases()) leases_[id] = Entry{ttl, now + std::chrono::seconds(ttl), {}};
+#endif
   window_start_ = now;
   window_revokes_ = 0;
 }
