@@ -28,8 +28,9 @@
 // Thread-safety: every public method may be called from any thread; one
 // mutex guards the deadlines. tick() is called by the lessor's own thread
 // (start(), the server) or directly by tests and by the simulator, which
-// never starts the thread and ticks it on simulated time (Hooks::now). `revoke` is called with the mutex released;
-// the other hooks with it held, so they must not call back into the lessor.
+// never starts the thread and ticks it on simulated time (Hooks::now).
+// `revoke` is called with the mutex released; the other hooks with it held,
+// so they must not call back into the lessor.
 #pragma once
 
 #include <chrono>

@@ -24,8 +24,9 @@ std::string describe(const Op& op) {
       break;
     case OpKind::kGet: s += "get(" + op.key + ")"; break;
     case OpKind::kDelete:
-      s += op.lease != 0 ? "revoke of lease " + std::to_string(op.lease) + " deletes(" + op.key + ")"
-                         : "delete(" + op.key + ")";
+      s += op.lease != 0
+               ? "revoke of lease " + std::to_string(op.lease) + " deletes(" + op.key + ")"
+               : "delete(" + op.key + ")";
       break;
     case OpKind::kCas:
       s += "cas(" + op.key + ", " + show(op.expected) + " -> \"" + op.value + "\")";

@@ -35,7 +35,8 @@ struct Op {
   bool indeterminate = false;
   // Results (when not indeterminate).
   Value read;          ///< kGet.
-  bool ok = false;     ///< kCas: succeeded; kDelete: a key was deleted; kPut with a lease: took effect.
+  /// kCas: succeeded; kDelete: a key was deleted; kPut with a lease: took effect.
+  bool ok = false;
   /// kPut: the lease attached (0: none); a put with a lease that does not
   /// exist is refused and changes nothing. kDelete: the key was deleted by
   /// the revoke of this lease (a write no client issued: invoked when the

@@ -24,7 +24,7 @@ std::string keys_text(const std::set<std::string>& keys) {
 std::string check_leases(const std::vector<LeaseLogEntry>& log, const std::vector<LeaseAck>& acks) {
   // The model: granted leases, and the lease each key is attached to.
   std::map<int64_t, std::set<std::string>> granted;  // lease -> attached keys
-  std::map<std::string, int64_t> attached_to;         // key -> lease
+  std::map<std::string, int64_t> attached_to;        // key -> lease
   auto detach = [&](const std::string& key) {
     auto it = attached_to.find(key);
     if (it == attached_to.end()) return;
@@ -45,7 +45,8 @@ std::string check_leases(const std::vector<LeaseLogEntry>& log, const std::vecto
       case LeaseLogEntry::Kind::kGrant: {
         const bool exists = granted.count(e.lease) != 0;
         if (e.ok == exists || e.lease == 0) {
-          return where(e) + "grant of " + lease + (exists ? " (already granted)" : " (not granted)") +
+          return where(e) + "grant of " + lease +
+                 (exists ? " (already granted)" : " (not granted)") +
                  (e.ok ? " succeeded" : " was refused");
         }
         if (e.ok) granted[e.lease];

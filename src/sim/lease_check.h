@@ -22,7 +22,7 @@ struct LeaseLogEntry {
     kDelete,  ///< delete(key)
   };
   Kind kind = Kind::kPut;
-  uint64_t index = 0;       ///< Raft log index (for the report).
+  uint64_t index = 0;  ///< Raft log index (for the report).
   int64_t lease = 0;
   int64_t ttl_seconds = 0;  ///< kGrant.
   std::string key;          ///< kPut / kDelete.
@@ -30,9 +30,9 @@ struct LeaseLogEntry {
   /// false: refused ("lease already exists", "requested lease not found").
   bool ok = false;
   // kRevoke only.
-  bool expiry = false;        ///< Proposed by a lessor (expiry), not by a client.
-  uint64_t proposed_us = 0;   ///< When its proposal was made.
-  uint64_t applied_us = 0;    ///< When a member first applied it.
+  bool expiry = false;       ///< Proposed by a lessor (expiry), not by a client.
+  uint64_t proposed_us = 0;  ///< When its proposal was made.
+  uint64_t applied_us = 0;   ///< When a member first applied it.
   /// The events of the one revision the revoke created (none when it
   /// created none). Every attached key must be deleted there, and nothing else.
   std::vector<WatchEvent> events;

@@ -1154,7 +1154,8 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
   std::vector<MachineEntry> batch;
   std::vector<std::unique_ptr<raftkvpb::InternalRequest>> reqs;
   const Index store_applied = n.machine->applied_index();
-  const uint64_t first_new = committed_.size() + 1;  // entries from here on were never applied before
+  // Entries from here on were never applied before (on any node).
+  const uint64_t first_new = committed_.size() + 1;
   for (const Entry& e : ents) {
     record_committed(n, e);
     if (!result_.ok) return;
@@ -1917,8 +1918,8 @@ void Simulation::lease_step(LeaseClient& c) {
   const uint64_t r = lease_rng_.below(100);
   if (r < 20 && static_cast<int>(c.held.size()) < kMaxLeasesPerClient) {
     const int64_t id = static_cast<int64_t>((static_cast<uint64_t>(c.index + 1) << 40) | ++c.seq);
-    const int64_t ttl = static_cast<int64_t>(lease_rng_.range(static_cast<uint64_t>(lease_ttl_min_s_),
-                                                              static_cast<uint64_t>(lease_ttl_max_s_)));
+    const int64_t ttl = static_cast<int64_t>(lease_rng_.range(
+        static_cast<uint64_t>(lease_ttl_min_s_), static_cast<uint64_t>(lease_ttl_max_s_)));
     lease_pool_.push_back(id);
     lease_send(c, LeaseClient::Req::kGrant, id, ttl);
   } else if (r < 28 && !c.held.empty()) {
@@ -1927,7 +1928,10 @@ void Simulation::lease_step(LeaseClient& c) {
   } else if (r < 36 && !c.held.empty()) {
     // Stop keeping it alive: the leader's lessor must expire it.
     LeaseClient::Held& h = c.held[lease_rng_.below(c.held.size())];
-    if (h.keep) trace("lease client " + std::to_string(c.index) + " lets lease " + std::to_string(h.id) + " lapse");
+    if (h.keep) {
+      trace("lease client " + std::to_string(c.index) + " lets lease " + std::to_string(h.id) +
+            " lapse");
+    }
     h.keep = false;
   }
   // Lapsed leases are forgotten once their TTL passed.
@@ -1951,7 +1955,8 @@ void Simulation::lease_send(LeaseClient& c, LeaseClient::Req req, int64_t lease,
   c.node = target->id;
   c.node_incarnation = target->incarnation;
   c.forwarded = false;
-  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index, c.req_id);
+  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index,
+           c.req_id);
   schedule(client_timeout_us_, EvKind::kLeaseTimeout, c.index, c.req_id);
 }
 
@@ -1985,7 +1990,9 @@ void Simulation::lease_arrive(LeaseClient& c, uint64_t req_id) {
       lease_done(c);
       return;
     }
-    if (c.req == LeaseClient::Req::kRevoke) revoke_proposals_[c.req_id] = RevokeProposal{false, now_us_};
+    if (c.req == LeaseClient::Req::kRevoke) {
+      revoke_proposals_[c.req_id] = RevokeProposal{false, now_us_};
+    }
     n->pending_lease_ops[c.req_id] = c.index;
     return;
   }
@@ -1998,7 +2005,8 @@ void Simulation::lease_arrive(LeaseClient& c, uint64_t req_id) {
       c.forwarded = true;
       c.node = l->id;
       c.node_incarnation = l->incarnation;
-      schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index, req_id);
+      schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index,
+               req_id);
       return;
     }
   }
@@ -2007,8 +2015,10 @@ void Simulation::lease_arrive(LeaseClient& c, uint64_t req_id) {
                                                            : LeaseClient::Answer::kRefused);
   c.answer_ttl = ttl ? *ttl : 0;
   trace(who + "keep-alive of lease " + std::to_string(c.req_lease) + " at n" +
-        std::to_string(n->id.value()) + " -> " + (ttl ? "ttl " + std::to_string(*ttl) : ttl.status().to_string()));
-  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseReply, c.index, req_id);
+        std::to_string(n->id.value()) + " -> " +
+        (ttl ? "ttl " + std::to_string(*ttl) : ttl.status().to_string()));
+  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseReply, c.index,
+           req_id);
 }
 
 void Simulation::lease_reply(LeaseClient& c, uint64_t req_id) {
@@ -2033,7 +2043,8 @@ void Simulation::lease_done(LeaseClient& c) {
   c.req = LeaseClient::Req::kNone;
 }
 
-void Simulation::record_lease_entry(const raftkvpb::InternalRequest& req, const MachineOutcome& out) {
+void Simulation::record_lease_entry(const raftkvpb::InternalRequest& req,
+                                    const MachineOutcome& out) {
   // The first application of an entry: what the lease checker judges.
   LeaseLogEntry e;
   e.index = out.index.value();
@@ -2068,9 +2079,9 @@ void Simulation::record_lease_entry(const raftkvpb::InternalRequest& req, const 
       e.events = r->second.events;
     }
     if (e.ok) ++(e.expiry ? result_.stats.leases_expired : result_.stats.leases_revoked);
-    trace(std::string(e.expiry ? "expiry" : "client") + " revoke of lease " + std::to_string(e.lease) +
-          " applied at index " + std::to_string(e.index) + ": " + (e.ok ? "" : "not found, ") +
-          std::to_string(e.events.size()) + " keys deleted");
+    trace(std::string(e.expiry ? "expiry" : "client") + " revoke of lease " +
+          std::to_string(e.lease) + " applied at index " + std::to_string(e.index) + ": " +
+          (e.ok ? "" : "not found, ") + std::to_string(e.events.size()) + " keys deleted");
     // The keys it deleted are writes in the linearizable history: between
     // the proposal and the first application (the commit lies in between).
     for (const WatchEvent& ev : e.events) {

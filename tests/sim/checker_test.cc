@@ -137,7 +137,8 @@ TEST(CheckerAccept, LeaseRevokeDeletesConcurrentlyWithARead) {
   // The read overlaps the revoke: it may see the key or not; a later read must not.
   EXPECT_EQ(verdict({lease_put(0, "x", "1", 7, true, 0, 10), revoke_delete("x", 7, 20, 60),
                      get(1, "x", "1", 30, 40), get(1, "x", std::nullopt, 70, 80),
-                     lease_put(0, "x", "2", 7, false, 90, 100), get(1, "x", std::nullopt, 110, 120)}),
+                     lease_put(0, "x", "2", 7, false, 90, 100),
+                     get(1, "x", std::nullopt, 110, 120)}),
             CheckResult::Verdict::kLinearizable);
 }
 

@@ -4,9 +4,9 @@
 // grant and a revoke of an unknown lease must be rejected; legal histories
 // (keep-alives holding off expiry, a key moved between leases, client
 // revokes, refused puts and revokes) pass.
-#include <gtest/gtest.h>
-
 #include "sim/lease_check.h"
+
+#include <gtest/gtest.h>
 
 namespace raftkv::sim {
 namespace {
@@ -120,9 +120,8 @@ TEST(LeaseCheck, RevokeWritingInsteadOfDeletingIsRejected) {
 
 TEST(LeaseCheck, KeyMovedToAnotherLeaseOrOffItIsNotRevoked) {
   const std::vector<LeaseLogEntry> log = {
-      grant(7, 2), grant(8, 2),  put("k0", 7),           put("k1", 7), put("k2", 7),
-      put("k0", 8),              put("k1", 0),           del("k2"),
-      revoke(7, true, {}),       revoke(8, true, {"k0"})};
+      grant(7, 2),  grant(8, 2),  put("k0", 7), put("k1", 7),        put("k2", 7),
+      put("k0", 8), put("k1", 0), del("k2"),    revoke(7, true, {}), revoke(8, true, {"k0"})};
   EXPECT_EQ(check_leases(log, {}), "");
 }
 
@@ -141,9 +140,9 @@ TEST(LeaseCheck, RefusedPutOnGrantedLeaseIsRejected) {
 
 TEST(LeaseCheck, RefusedPutChangesNothing) {
   // k0 stays on lease 7: the refused put on the revoked lease 8 did not move it.
-  const std::vector<LeaseLogEntry> log = {grant(7, 2),          grant(8, 2), put("k0", 7),
-                                          revoke(8, true, {}),  put("k0", 8, false),
-                                          revoke(7, true, {"k0"})};
+  const std::vector<LeaseLogEntry> log = {grant(7, 2),         grant(8, 2),
+                                          put("k0", 7),        revoke(8, true, {}),
+                                          put("k0", 8, false), revoke(7, true, {"k0"})};
   EXPECT_EQ(check_leases(log, {}), "");
 }
 
