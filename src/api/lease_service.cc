@@ -2,7 +2,7 @@
 // LeaseTimeToLive, LeaseLeases (docs/coordination.md, "Leases").
 //
 // Grants and revokes go through Raft from any member. Expiry deadlines live in
-// the leader's server::Lessor only, so keep-alives and TimeToLive are served
+// the leader's kv::Lessor only, so keep-alives and TimeToLive are served
 // by the leader; a follower forwards them to the leader's advertised client
 // URL with a gRPC client (as etcd forwards them to its leader), and answers
 // Unavailable "etcdserver: no leader" when it knows none.
@@ -15,7 +15,7 @@
 
 #include "api/service_util.h"
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
-#include "server/lessor.h"
+#include "kv/lessor.h"
 #include "transport/transport.h"
 
 namespace raftkv::api {
@@ -118,7 +118,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   explicit LeaseService(const ServiceContext& ctx)
       : node_(ctx.node),
         opts_(ctx.store_options),
-        min_ttl_seconds_(server::lease_min_ttl_seconds(ctx.cfg->election_timeout_ms)),
+        min_ttl_seconds_(kv::lease_min_ttl_seconds(ctx.cfg->election_timeout_ms)),
         ids_(ctx.node->member_id(), unix_ms_now()),
         leader_(ctx.node),
         lessor_(make_hooks(ctx.node), lessor_options(*ctx.cfg)),
@@ -175,7 +175,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
       }
     }
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    Result<server::Lessor::LeaseView> v = lessor_.time_to_live(req->id());
+    Result<kv::Lessor::LeaseView> v = lessor_.time_to_live(req->id());
     if (v || v.status().code() == Code::kNotFound) {
       reply->set_id(req->id());
       if (v) {
@@ -249,10 +249,16 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   }
 
  private:
-  static server::Lessor::Hooks make_hooks(server::Node* node) {
-    server::Lessor::Hooks h;
+  static kv::Lessor::Hooks make_hooks(server::Node* node) {
+    kv::Lessor::Hooks h;
+    // Primary only once this leader applied an entry of its own term, so
+    // every earlier-term entry in its log is applied: a revoke proposed by a
+    // previous leader that commits in this term cannot undo a keep-alive
+    // this leader acknowledged (found by the simulator; docs/coordination.md).
     h.leader_term = [node]() -> uint64_t {
-      return node->leader() == node->member_id() ? node->term() : 0;
+      if (node->leader() != node->member_id()) return 0;
+      const uint64_t term = node->term();
+      return node->applied_term() == term ? term : 0;
     };
     h.leases = [node] {
       std::shared_ptr<kv::Store> store = node->store();
@@ -274,12 +280,12 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
         }
       });
     };
-    h.now = [] { return server::Lessor::Clock::now(); };
+    h.now = [] { return kv::Lessor::Clock::now(); };
     return h;
   }
 
-  static server::Lessor::Options lessor_options(const server::Config& cfg) {
-    server::Lessor::Options o;
+  static kv::Lessor::Options lessor_options(const server::Config& cfg) {
+    kv::Lessor::Options o;
     o.tick_interval = std::chrono::milliseconds(std::max<uint32_t>(cfg.heartbeat_interval_ms, 10));
     return o;
   }
@@ -287,9 +293,9 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   server::Node* node_;
   const kv::StoreOptions opts_;
   const int64_t min_ttl_seconds_;
-  server::LeaseIdGenerator ids_;
+  kv::LeaseIdGenerator ids_;
   LeaderChannel leader_;
-  server::Lessor lessor_;
+  kv::Lessor lessor_;
   AuthChecker* auth_;
 };
 

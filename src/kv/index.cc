@@ -49,7 +49,10 @@ void Index::compact(int64_t rev) {
                                   [](int64_t r, const KeyRev& k) { return r < k.main; });
     if (newer != revs.begin()) {
       auto keep_from = newer - 1;
-      if (keep_from->tombstone) keep_from = newer;
+      // A tombstone below rev goes; one at rev itself stays until a later
+      // compaction, or a watcher from rev would never see that delete (etcd
+      // keeps it too since etcd-io/etcd#18089).
+      if (keep_from->tombstone && keep_from->main < rev) keep_from = newer;
       for (auto d = revs.begin(); d != keep_from; ++d) {
         logical_bytes_ -= entry_bytes(it->first.size(), *d);
       }

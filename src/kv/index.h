@@ -115,8 +115,10 @@ class Index {
 
   /// Forgets history at `rev` by etcd's rule: per key, every change older than
   /// the newest change <= rev goes; that change stays unless it is a tombstone
-  /// (then the key's older generation disappears entirely). Reads at >= rev
-  /// are unaffected. Idempotent, and compact(a) then compact(b) == compact(b).
+  /// below rev (then the key's older generation disappears entirely; a
+  /// tombstone at rev stays for watchers starting at rev until a later
+  /// compaction). Reads at >= rev are unaffected. Idempotent, and compact(a)
+  /// then compact(b) == compact(b) for a <= b.
   void compact(int64_t rev);
 
   uint64_t logical_bytes() const { return logical_bytes_; }

@@ -279,6 +279,7 @@ Status Node::open() {
   if (log_->snapshot_metadata()) {
     snap_index = log_->snapshot_metadata()->index;
     applied_term_ = log_->snapshot_metadata()->term;
+    applied_term_pub_.store(applied_term_.value());
     RAFTKV_RETURN_IF_ERROR(recover_store_from_snapshot());
   }
   applied_index_ = snap_index;
@@ -1277,6 +1278,7 @@ void Node::apply_committed(CommittedBatch& b) {
     if (e.index <= applied_index_) continue;  // covered by an installed snapshot
     applied_index_ = e.index;
     applied_term_ = e.term;
+    applied_term_pub_.store(e.term.value());
     const bool member_payload =
         e.type == raft::EntryType::kConfChange || is_publish(e) || is_member_update(e);
     if (member_payload) {
@@ -1424,6 +1426,7 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
   }
   applied_index_ = idx;
   applied_term_ = snap.metadata.term;
+  applied_term_pub_.store(applied_term_.value());
   applied_conf_ = snap.metadata.conf_state;
   {
     std::lock_guard lk(members_mu_);

@@ -167,6 +167,11 @@ class Node {
   uint64_t term() const { return term_.load(); }
   uint64_t leader() const { return leader_.load(); }
   bool is_leader() const { return leader_.load() == member_id_; }
+  /// Term of the last entry the apply loop applied. A leader whose
+  /// applied_term() equals term() has applied every entry of earlier terms
+  /// in its log (its own term's first entry follows them): the lessor acts
+  /// only from then on (docs/coordination.md, "Leases"). Any thread.
+  uint64_t applied_term() const { return applied_term_pub_.load(); }
   const Config& config() const { return cfg_; }
   NodeStatusView status() const;
   MemberTable members() const;
@@ -390,6 +395,7 @@ class Node {
   raft::ConfState applied_conf_;
   raft::Index applied_index_;   ///< Last entry seen by the apply loop (incl. skipped ones).
   raft::Term applied_term_;
+  std::atomic<uint64_t> applied_term_pub_{0};  ///< applied_term_, for other threads.
   raft::Index last_snapshot_index_;
   raft::ConfState last_snapshot_conf_;  ///< Configuration of the newest snapshot.
 

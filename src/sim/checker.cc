@@ -17,9 +17,17 @@ std::string show(const Value& v) { return v ? "\"" + *v + "\"" : "<none>"; }
 std::string describe(const Op& op) {
   std::string s = "op " + std::to_string(op.id) + " client " + std::to_string(op.client) + " ";
   switch (op.kind) {
-    case OpKind::kPut: s += "put(" + op.key + ", \"" + op.value + "\")"; break;
+    case OpKind::kPut:
+      s += "put(" + op.key + ", \"" + op.value + "\"";
+      if (op.lease != 0) s += ", lease " + std::to_string(op.lease);
+      s += ")";
+      break;
     case OpKind::kGet: s += "get(" + op.key + ")"; break;
-    case OpKind::kDelete: s += "delete(" + op.key + ")"; break;
+    case OpKind::kDelete:
+      s += op.lease != 0
+               ? "revoke of lease " + std::to_string(op.lease) + " deletes(" + op.key + ")"
+               : "delete(" + op.key + ")";
+      break;
     case OpKind::kCas:
       s += "cas(" + op.key + ", " + show(op.expected) + " -> \"" + op.value + "\")";
       break;
@@ -31,7 +39,7 @@ std::string describe(const Op& op) {
   }
   s += std::to_string(op.complete_us) + "us] -> ";
   switch (op.kind) {
-    case OpKind::kPut: s += "ok"; break;
+    case OpKind::kPut: s += (op.lease == 0 || op.ok) ? "ok" : "lease not found"; break;
     case OpKind::kGet: s += show(op.read); break;
     case OpKind::kDelete: s += op.ok ? "deleted" : "nothing deleted"; break;
     case OpKind::kCas: s += op.ok ? "succeeded" : "failed"; break;
@@ -42,6 +50,9 @@ std::string describe(const Op& op) {
 bool model_step(const Op& op, Value& state) {
   switch (op.kind) {
     case OpKind::kPut:
+      // A put whose lease did not exist was refused: no effect (whether that
+      // refusal was right is the lease checker's question).
+      if (op.lease != 0 && !op.indeterminate && !op.ok) return true;
       state = op.value;
       return true;
     case OpKind::kGet:

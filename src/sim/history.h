@@ -14,9 +14,9 @@ namespace raftkv::sim {
 using Value = std::optional<std::string>;
 
 enum class OpKind : uint8_t {
-  kPut,     ///< put(key, value) -> ok
+  kPut,     ///< put(key, value) -> ok; with a lease: ok = took effect (the lease existed)
   kGet,     ///< linearizable get(key) -> value
-  kDelete,  ///< delete(key) -> whether a key was deleted
+  kDelete,  ///< delete(key) -> whether a key was deleted; also a key deleted by a lease revoke
   kCas,     ///< if value(key) == expected then put(key, value); -> succeeded
 };
 
@@ -35,7 +35,13 @@ struct Op {
   bool indeterminate = false;
   // Results (when not indeterminate).
   Value read;          ///< kGet.
-  bool ok = false;     ///< kCas: succeeded; kDelete: a key was deleted.
+  /// kCas: succeeded; kDelete: a key was deleted; kPut with a lease: took effect.
+  bool ok = false;
+  /// kPut: the lease attached (0: none); a put with a lease that does not
+  /// exist is refused and changes nothing. kDelete: the key was deleted by
+  /// the revoke of this lease (a write no client issued: invoked when the
+  /// revoke was proposed, complete when a member first applied it).
+  int64_t lease = 0;
 };
 
 std::string describe(const Op& op);

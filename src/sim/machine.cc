@@ -50,6 +50,17 @@ uint64_t digest_bytes(const std::string& s, uint64_t h) {
   return h;
 }
 
+/// The revision a successful response names in its header (0: none).
+int64_t response_revision(const raftkvpb::InternalResponse& r) {
+  switch (r.response_case()) {
+    case raftkvpb::InternalResponse::kPut: return r.put().header().revision();
+    case raftkvpb::InternalResponse::kDeleteRange: return r.delete_range().header().revision();
+    case raftkvpb::InternalResponse::kTxn: return r.txn().header().revision();
+    case raftkvpb::InternalResponse::kLeaseRevoke: return r.lease_revoke().header().revision();
+    default: return 0;
+  }
+}
+
 class KvMachine final : public Machine {
  public:
   explicit KvMachine(std::unique_ptr<kv::Store> store) : store_(std::move(store)) {}
@@ -60,6 +71,7 @@ class KvMachine final : public Machine {
   raft::Index applied_index() const override { return store_->applied_index(); }
 
   std::vector<MachineOutcome> apply(const std::vector<MachineEntry>& batch) override {
+    const int64_t revision_before = store_->revision();
     std::vector<kv::ApplyEntry> entries;
     entries.reserve(batch.size());
     for (const MachineEntry& e : batch) entries.push_back(kv::ApplyEntry{e.index, e.request});
@@ -68,6 +80,10 @@ class KvMachine final : public Machine {
     last_events_ = std::move(res->events);
     std::vector<MachineOutcome> out;
     size_t next = 0;
+    // Revisions only grow; an entry created one when its response names a
+    // revision above every earlier one (a failed or read-only entry names
+    // the current revision or none).
+    int64_t top = revision_before;
     for (const kv::ApplyOutcome& o : res->outcomes) {
       while (batch[next].request == nullptr || batch[next].index != o.index) ++next;
       const raftkvpb::InternalRequest& req = *batch[next].request;
@@ -82,11 +98,27 @@ class KvMachine final : public Machine {
         out.push_back(m);
         continue;
       }
-      RAFTKV_CHECK_MSG(o.status.is_ok(), o.status.to_string().c_str());
+      if (!o.status.is_ok()) {
+        // Lease requests fail the same way on every member: a put with or a
+        // revoke of a lease that does not exist ("requested lease not
+        // found"), a grant of an id already granted. Anything else is a bug.
+        const bool lease_refusal =
+            ((req.has_put() || req.has_lease_revoke()) && o.status.code() == Code::kNotFound) ||
+            (req.has_lease_grant() && o.status.code() == Code::kFailedPrecondition);
+        RAFTKV_CHECK_MSG(lease_refusal, o.status.to_string().c_str());
+        m.digest = digest_bytes(o.status.to_string(), 1469598103934665603ull);
+        out.push_back(m);
+        continue;
+      }
       m.ok = true;
       if (req.has_delete_range()) m.ok = o.response.delete_range().deleted() > 0;
       if (req.has_txn()) m.ok = o.response.txn().succeeded();
       m.digest = digest_bytes(o.response.SerializeAsString(), 1469598103934665603ull);
+      const int64_t rev = response_revision(o.response);
+      if (rev > top) {
+        m.created_revision = rev;
+        top = rev;
+      }
       out.push_back(m);
     }
     return out;
@@ -115,7 +147,8 @@ class KvMachine final : public Machine {
   }
 
   uint64_t state_hash() const override {
-    auto h = store_->hash_kv(0);
+    // Hash, not HashKV: the lease table must agree too.
+    auto h = store_->hash();
     RAFTKV_CHECK_MSG(h.is_ok(), h.status().to_string().c_str());
     return (static_cast<uint64_t>(h->hash()) << 32) ^ static_cast<uint64_t>(h->header().revision());
   }

@@ -29,8 +29,13 @@ struct MachineOutcome {
   raft::Index index;
   uint64_t request_id = 0;  ///< InternalRequest.header.id
   uint64_t member_id = 0;   ///< InternalRequest.header.member_id
-  bool ok = false;          ///< kCas: succeeded; kDelete: a key was deleted; kPut: true.
+  /// kCas: succeeded; kDelete: a key was deleted; kPut: took effect (false:
+  /// its lease was not found); lease grant / revoke: succeeded.
+  bool ok = false;
   uint64_t digest = 0;      ///< Digest of the full response (equal on every node).
+  /// The store revision this entry created (kv::Store only; 0: none). A
+  /// lease revoke's deletes are the events of this revision.
+  int64_t created_revision = 0;
 };
 
 struct MachineEntry {
@@ -52,7 +57,8 @@ class Machine {
   virtual void flush() = 0;
   /// Power loss: drops what was not flushed. The machine is unusable afterwards.
   virtual void crash() = 0;
-  /// Digest of the whole state (kv: etcd's HashKV).
+  /// Digest of the whole state (kv: etcd's Hash — the key history, the
+  /// revision, the compaction point and the lease table).
   virtual uint64_t state_hash() const = 0;
   /// A snapshot image of the state at applied_index() (kv: the framed chunks
   /// of kv::Store::snapshot()). Restore it with restore_*_machine.

@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
   const auto wall_start = std::chrono::steady_clock::now();
   uint64_t failures = 0, runs = 0, sim_us = 0, ops_ok = 0, ops_indet = 0, crashes = 0,
            membership = 0, gave_up = 0, committed = 0, snaps_made = 0, snaps_installed = 0,
-           watches = 0, watch_revs = 0, watch_cancels = 0;
+           watches = 0, watch_revs = 0, watch_cancels = 0, lease_grants = 0, lease_keepalives = 0,
+           lease_revokes = 0, lease_expiries = 0;
   for (uint64_t i = 0; i < count; ++i) {
     RunOptions o;
     o.seed = start + i;
@@ -151,11 +152,16 @@ int main(int argc, char** argv) {
     watches += r.stats.watches_started;
     watch_revs += r.stats.watch_revisions;
     watch_cancels += r.stats.watches_cancelled;
+    lease_grants += r.stats.leases_granted;
+    lease_keepalives += r.stats.lease_keepalives;
+    lease_revokes += r.stats.leases_revoked;
+    lease_expiries += r.stats.leases_expired;
     gave_up += r.stats.checker_gave_up ? 1 : 0;
     if (single) {
       std::printf("seed %llu: %s, nodes %d, %s, faults %s, %.1f simulated s, %llu events, committed %llu, "
                   "ops %llu ok / %llu indeterminate, crashes %llu, max term %llu, snapshots %llu made / %llu "
-                  "installed, watches %llu (%llu revisions delivered), trace %016llx\n",
+                  "installed, watches %llu (%llu revisions delivered), leases %llu granted / %llu "
+                  "keep-alives / %llu revoked / %llu expired, trace %016llx\n",
                   static_cast<unsigned long long>(o.seed), r.ok ? "ok" : "FAILED", o.nodes,
                   o.kv_store ? "kv::Store" : "reference machine",
                   raftkv::sim::fault_classes_name(r.stats.fault_mix).c_str(),
@@ -170,6 +176,10 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.stats.snapshots_installed),
                   static_cast<unsigned long long>(r.stats.watches_started),
                   static_cast<unsigned long long>(r.stats.watch_revisions),
+                  static_cast<unsigned long long>(r.stats.leases_granted),
+                  static_cast<unsigned long long>(r.stats.lease_keepalives),
+                  static_cast<unsigned long long>(r.stats.leases_revoked),
+                  static_cast<unsigned long long>(r.stats.leases_expired),
                   static_cast<unsigned long long>(r.stats.trace_hash));
     }
     if (!r.ok) {
@@ -213,6 +223,12 @@ int main(int argc, char** argv) {
                 runs ? static_cast<double>(committed) / static_cast<double>(runs) : 0.0,
                 static_cast<unsigned long long>(gave_up), static_cast<unsigned long long>(watches),
                 static_cast<unsigned long long>(watch_cancels), static_cast<unsigned long long>(watch_revs));
+    std::printf("  leases: %llu granted, %llu keep-alives acknowledged, %llu revoked by clients, "
+                "%llu expired by the leader's lessor\n",
+                static_cast<unsigned long long>(lease_grants),
+                static_cast<unsigned long long>(lease_keepalives),
+                static_cast<unsigned long long>(lease_revokes),
+                static_cast<unsigned long long>(lease_expiries));
     std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),
                 static_cast<unsigned long long>(failures));
   }

@@ -1,6 +1,7 @@
 #include "sim/simulation.h"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -11,12 +12,14 @@
 #include <unordered_map>
 
 #include "base/check.h"
+#include "kv/lessor.h"
 #include "kv/watch_hub.h"
 #include "raft/conf_change.h"
 #include "raft/core.h"
 #include "raftkv/internal.pb.h"
 #include "sim/checker.h"
 #include "sim/history.h"
+#include "sim/lease_check.h"
 #include "sim/machine.h"
 #include "sim/rng.h"
 #include "sim/watch_check.h"
@@ -87,6 +90,8 @@ constexpr uint64_t kMaxEventsPerRun = 20'000'000;  // a bound on the main loop
 constexpr int kMaxReadyRoundsPerEvent = 1000;
 // Client timeout events carry (retry flag << 63) | (attempt << 48) | op id.
 constexpr int kAttemptShift = 48;
+constexpr uint64_t kLessorTickUs = 100 * kMs;  // the server ticks its lessor every heartbeat
+constexpr int kMaxLeasesPerClient = 3;
 
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
   for (unsigned char c : s) {
@@ -133,6 +138,9 @@ struct Node {
   // kv::Store runs: the node's watch hub (real kv code, no worker thread: the
   // simulator runs its catch-up work inline). Rebuilt at every start.
   std::unique_ptr<kv::WatchHub> hub;
+  // kv::Store runs: the node's lessor (real kv code, ticked on simulated
+  // time; its deadlines are in memory, so a restart builds a new one).
+  std::unique_ptr<kv::Lessor> lessor;
   bool alive = false;
   bool removed = false;  // removed from the cluster and stopped for good
   bool joined = false;   // in the configuration (initial voter, or its AddLearner applied)
@@ -141,6 +149,7 @@ struct Node {
   uint64_t tick_us = 10 * kMs;  // this node's tick period (clock drift)
   uint64_t paused_until_us = 0;
   Index applied;  // last committed entry handed to the state machine
+  Term applied_term;  // term of that entry (0 until this incarnation applied one)
   // 1..4: crash inside the next Ready at that stage; 5: the disk fails part
   // way through the next snapshot save; 6: crash after the next snapshot is
   // saved, before the log is compacted.
@@ -149,6 +158,7 @@ struct Node {
   bool snapshot_due = false;  // a member was added: the next snapshot must include it
   // Client requests this node is serving.
   std::map<uint64_t, int> pending_writes;          // op id -> client
+  std::map<uint64_t, int> pending_lease_ops;       // op id -> lease client (grants, revokes)
   struct WaitingRead {
     Index index;  // serve once applied >= index
     int client = 0;
@@ -175,6 +185,11 @@ enum class EvKind : uint8_t {
   kLivenessCheck,
   kWatchPoll,
   kCompact,
+  kLessorTick,
+  kLeaseStep,
+  kLeaseArrive,
+  kLeaseReply,
+  kLeaseTimeout,
 };
 
 struct Event {
@@ -209,6 +224,34 @@ struct WatchClient {
   uint64_t incarnation = 0;    // of that node when the watcher was added
   kv::WatcherId hub_id = 0;
   int64_t next_revision = 0;   // asked for at the next (re-)watch; <= 0: from now
+};
+
+/// A lease client (kv::Store runs): grants leases, keeps some alive through
+/// the leader's lessor, revokes some and lets others lapse. One request in
+/// flight at a time; normal clients attach keys to its leases.
+struct LeaseClient {
+  struct Held {
+    int64_t id = 0;
+    int64_t ttl_seconds = 0;
+    uint64_t acked_send_us = 0;  // send time of the last acknowledged grant or keep-alive
+    bool keep = true;            // false: left to lapse (no more keep-alives)
+  };
+  enum class Req : uint8_t { kNone, kGrant, kRevoke, kKeepAlive };
+  int index = 0;
+  std::vector<Held> held;
+  uint64_t seq = 0;
+  // The request in flight.
+  Req req = Req::kNone;
+  uint64_t req_id = 0;         // op id of a proposal, or a keep-alive's number
+  int64_t req_lease = 0;
+  int64_t req_ttl = 0;
+  uint64_t req_send_us = 0;
+  NodeId node;                 // where it was sent
+  uint64_t node_incarnation = 0;
+  bool forwarded = false;      // a keep-alive forwarded by a follower to its leader
+  // A keep-alive's answer, delivered by kLeaseReply after the network latency.
+  enum class Answer : uint8_t { kRenewed, kGone, kRefused } answer = Answer::kRefused;
+  int64_t answer_ttl = 0;
 };
 
 /// A serializable read: checked against the applied history at `applied`.
@@ -268,6 +311,17 @@ class Simulation {
   void watch_final(WatchClient& w);
   void record_revisions(Node& n);
   void propose_compaction();
+
+  // --- leases (kv::Store runs)
+  void start_lessor(Node& n);
+  void lessor_revoke(Node& n, int64_t lease);
+  void lease_step(LeaseClient& c);
+  void lease_send(LeaseClient& c, LeaseClient::Req req, int64_t lease, int64_t ttl);
+  void lease_arrive(LeaseClient& c, uint64_t req_id);
+  void lease_reply(LeaseClient& c, uint64_t req_id);
+  void lease_done(LeaseClient& c);
+  void record_lease_entry(const raftkvpb::InternalRequest& req, const MachineOutcome& out);
+  bool leases_gone(std::string* detail);
 
   // --- checks
   void check_step();
@@ -336,6 +390,23 @@ class Simulation {
   // every later application must produce the same events.
   std::map<int64_t, WatchRevision> revision_history_;
   size_t hub_buffer_ = 1024;  // WatchHubOptions::max_buffered_events
+
+  // Leases (kv::Store runs only), with their own random stream.
+  bool leases_on_ = false;
+  Rng lease_rng_{0};
+  int64_t lease_ttl_min_s_ = 1, lease_ttl_max_s_ = 3;
+  std::vector<LeaseClient> lease_clients_;
+  std::vector<int64_t> lease_pool_;  // every lease id a grant was sent for, and one never granted
+  struct RevokeProposal {
+    bool expiry = false;  // proposed by a lessor (else by a client)
+    uint64_t proposed_us = 0;
+  };
+  std::map<uint64_t, RevokeProposal> revoke_proposals_;  // by op id (request header id)
+  std::vector<LeaseLogEntry> lease_log_;  // first application of every lease-related entry
+  std::vector<LeaseAck> lease_acks_;      // acknowledged grants and keep-alives
+  // The reference register machine's leases: lease -> attached keys, key -> lease.
+  std::map<int64_t, std::set<std::string>> ref_leases_;
+  std::map<std::string, int64_t> ref_key_lease_;
 
   // Clients and history.
   std::vector<ClientState> clients_;
@@ -494,12 +565,14 @@ void Simulation::start_node(Node& n) {
   n.alive = true;
   n.paused_until_us = 0;
   n.crash_at_stage = 0;
+  n.applied_term = Term(0);
   ++n.incarnation;
   trace("start n" + std::to_string(n.id.value()) + " store_applied=" +
         std::to_string(n.machine->applied_index().value()) + " snapshot=" +
         std::to_string(n.applied.value()) + " first=" + std::to_string(n.log->first_index().value()) +
         " last=" + std::to_string(n.log->last_index().value()));
   schedule(rng_.range(1, n.tick_us), EvKind::kTick, static_cast<int>(n.id.value()), n.incarnation);
+  if (leases_on_) start_lessor(n);
 }
 
 void Simulation::crash(Node& n, const char* why) {
@@ -510,6 +583,7 @@ void Simulation::crash(Node& n, const char* why) {
   n.log.reset();
   if (n.hub) n.hub->stop();
   n.hub.reset();  // its watchers are gone: their clients re-watch elsewhere
+  n.lessor.reset();  // its deadlines were in memory only
   // RocksDB without its WAL and without a flush: unflushed batches are lost.
   n.machine->crash();
   n.machine.reset();
@@ -518,6 +592,7 @@ void Simulation::crash(Node& n, const char* why) {
   const CM mode = r < 7 ? CM::kDropUnsynced : (r < 9 ? CM::kKeepUnsyncedData : CM::kKeepUnsynced);
   n.fs->crash(mode);
   n.pending_writes.clear();
+  n.pending_lease_ops.clear();
   n.pending_read_ctx.clear();
   n.reads_ready.clear();
   trace("crash n" + std::to_string(n.id.value()) + " (" + why + ")");
@@ -669,6 +744,35 @@ void Simulation::handle(const Event& e) {
       propose_compaction();
       schedule(watch_rng_.range(300 * kMs, 2 * kSec), EvKind::kCompact);
       return;
+    case EvKind::kLessorTick: {
+      Node* n = node(NodeId(static_cast<uint64_t>(e.a)));
+      if (n == nullptr || !n->alive || n->incarnation != e.b || !n->lessor) return;
+      if (n->paused_until_us > now_us_) {  // a paused process runs nothing
+        schedule(n->paused_until_us - now_us_, EvKind::kLessorTick, e.a, e.b);
+        return;
+      }
+      n->lessor->tick();  // may propose revokes (lessor_revoke)
+      schedule(kLessorTickUs, EvKind::kLessorTick, e.a, e.b);
+      return;
+    }
+    case EvKind::kLeaseStep:
+      lease_step(lease_clients_[static_cast<size_t>(e.a)]);
+      return;
+    case EvKind::kLeaseArrive:
+      lease_arrive(lease_clients_[static_cast<size_t>(e.a)], e.b);
+      return;
+    case EvKind::kLeaseReply:
+      lease_reply(lease_clients_[static_cast<size_t>(e.a)], e.b);
+      return;
+    case EvKind::kLeaseTimeout: {
+      LeaseClient& c = lease_clients_[static_cast<size_t>(e.a)];
+      if (c.req == LeaseClient::Req::kNone || c.req_id != e.b) return;
+      trace("lease client " + std::to_string(c.index) + " request " + std::to_string(e.b) +
+            " timed out");
+      if (Node* n = node(c.node)) n->pending_lease_ops.erase(c.req_id);
+      lease_done(c);
+      return;
+    }
     case EvKind::kLivenessCheck:
       if (phase_ == Phase::kLiveness) {
         if (liveness_ok_) {
@@ -694,13 +798,23 @@ void Simulation::handle(const Event& e) {
           converged = converged && n->alive && n->applied.value() == top &&
                       n->core->log().last_index().value() == top;
         }
-        if (converged) {
+        // Liveness of expiry: lease clients stopped keeping leases alive when
+        // the faults ended, so the leader's lessor must revoke every lease.
+        std::string leases_left;
+        const bool leases_done = !leases_on_ || leases_gone(&leases_left);
+        if (converged && leases_done) {
           phase_ = Phase::kDone;
           return;
         }
         if (now_us_ > converge_deadline_us_) {
-          fail("liveness", "members did not converge on one applied index within " +
-                               std::to_string(kConvergeBoundUs / kSec) + "s after the faults");
+          if (converged) {
+            fail("lapsed leases expire", leases_left + " (" +
+                                             std::to_string(kConvergeBoundUs / kSec) +
+                                             "s after the faults)");
+          } else {
+            fail("liveness", "members did not converge on one applied index within " +
+                                 std::to_string(kConvergeBoundUs / kSec) + "s after the faults");
+          }
           return;
         }
       }
@@ -964,10 +1078,20 @@ void Simulation::record_committed(Node& n, const Entry& e) {
     std::string key;
     Value after;
     bool changes = false;
+    int64_t lease = 0;  // the lease the changed key is attached to afterwards
+    // Moves `k` off its lease (a put without that lease, a delete).
+    auto detach = [&](const std::string& k) {
+      auto it = ref_key_lease_.find(k);
+      if (it == ref_key_lease_.end()) return;
+      ref_leases_[it->second].erase(k);
+      ref_key_lease_.erase(it);
+    };
     if (req.has_put()) {
       key = req.put().key();
       after = req.put().value();
-      changes = true;
+      lease = req.put().lease();
+      // A put with a lease that does not exist is refused.
+      changes = lease == 0 || ref_leases_.count(lease) != 0;
     } else if (req.has_delete_range()) {
       key = req.delete_range().key();
       changes = ref_state_[key].has_value();
@@ -982,8 +1106,26 @@ void Simulation::record_committed(Node& n, const Entry& e) {
         after = req.txn().success(0).request_put().value();
         changes = true;
       }
+    } else if (req.has_lease_grant()) {
+      ref_leases_.try_emplace(req.lease_grant().id());
+    } else if (req.has_lease_revoke()) {
+      // Every attached key is deleted; then the lease is gone.
+      auto it = ref_leases_.find(req.lease_revoke().id());
+      if (it != ref_leases_.end()) {
+        for (const std::string& k : it->second) {
+          ref_state_[k].reset();
+          key_history_[k].emplace_back(i, std::nullopt);
+          ref_key_lease_.erase(k);
+        }
+        ref_leases_.erase(it);
+      }
     }
     if (changes) {
+      detach(key);
+      if (lease != 0) {
+        ref_leases_[lease].insert(key);
+        ref_key_lease_[key] = lease;
+      }
       ref_state_[key] = after;
       key_history_[key].emplace_back(i, after);
     }
@@ -1012,6 +1154,8 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
   std::vector<MachineEntry> batch;
   std::vector<std::unique_ptr<raftkvpb::InternalRequest>> reqs;
   const Index store_applied = n.machine->applied_index();
+  // Entries from here on were never applied before (on any node).
+  const uint64_t first_new = committed_.size() + 1;
   for (const Entry& e : ents) {
     record_committed(n, e);
     if (!result_.ok) return;
@@ -1056,6 +1200,7 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
     batch.push_back(ae);
   }
   n.applied = ents.back().index;
+  n.applied_term = ents.back().term;
   if (batch.empty()) return;
   const std::vector<MachineOutcome> outcomes = n.machine->apply(batch);
   record_revisions(n);
@@ -1066,12 +1211,31 @@ void Simulation::apply_committed(Node& n, const std::vector<Entry>& ents) {
 #else
   if (n.hub) n.hub->feed(n.machine->last_events());
 #endif
+  size_t next_req = 0;  // walks `batch` alongside the outcomes (both ascending)
   for (const MachineOutcome& out : outcomes) {
     record_outcome(out.index, mix(out.digest, out.ok ? 1 : 2), "node " + std::to_string(n.id.value()));
     if (!result_.ok) return;
+    if (leases_on_ && out.index.value() >= first_new) {
+      while (batch[next_req].index != out.index) ++next_req;
+      record_lease_entry(*batch[next_req].request, out);
+    }
     if (out.member_id != n.id.value()) continue;
     auto it = n.pending_writes.find(out.request_id);
-    if (it == n.pending_writes.end()) continue;
+    if (it == n.pending_writes.end()) {
+      auto lt = n.pending_lease_ops.find(out.request_id);
+      if (lt == n.pending_lease_ops.end()) continue;
+      LeaseClient& lc = lease_clients_[static_cast<size_t>(lt->second)];
+      n.pending_lease_ops.erase(lt);
+      if (lc.req == LeaseClient::Req::kNone || lc.req_id != out.request_id) continue;
+      if (lc.req == LeaseClient::Req::kGrant && out.ok) {
+        lease_acks_.push_back(LeaseAck{lc.req_lease, lc.req_send_us, lc.req_ttl, false});
+        // Most leases are kept alive; some are left to lapse from the start.
+        lc.held.push_back(LeaseClient::Held{lc.req_lease, lc.req_ttl, lc.req_send_us,
+                                            lease_rng_.chance(0.8)});
+      }
+      lease_done(lc);
+      continue;
+    }
     const int client = it->second;
     n.pending_writes.erase(it);
     ClientState& c = clients_[static_cast<size_t>(client)];
@@ -1297,6 +1461,10 @@ void Simulation::client_next(ClientState& c) {
   c.serializable = false;
   if (r < 30) {
     op.kind = OpKind::kPut;
+    // Half the puts attach a lease (granted, revoked, lapsed, or never granted).
+    if (!lease_pool_.empty() && lease_rng_.chance(0.5)) {
+      op.lease = lease_pool_[lease_rng_.below(lease_pool_.size())];
+    }
   } else if (r < 55) {
     op.kind = OpKind::kGet;
   } else if (r < 65) {
@@ -1374,6 +1542,7 @@ void Simulation::client_send(ClientState& c, Node* target) {
     if (op.kind == OpKind::kPut) {
       req.mutable_put()->set_key(op.key);
       req.mutable_put()->set_value(op.value);
+      req.mutable_put()->set_lease(op.lease);
     } else if (op.kind == OpKind::kDelete) {
       req.mutable_delete_range()->set_key(op.key);
     } else {
@@ -1682,6 +1851,276 @@ void Simulation::propose_compaction() {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Leases (kv::Store runs)
+
+void Simulation::start_lessor(Node& n) {
+  // The Lease service's wiring (src/api/lease_service.cc) on a simulated
+  // node: leadership from the Raft core, leases from the node's store,
+  // revokes proposed on this node, and simulated time. No thread: the
+  // simulator calls tick() (kLessorTick).
+  Node* np = &n;
+  kv::Lessor::Hooks h;
+  // Primary only once the leader applied an entry of its own term: every
+  // entry of earlier terms in its log, a revoke its predecessor proposed
+  // included, is applied by then (a renewal before that could be undone by
+  // such a revoke committing later). The server's Node::applied_term() rule.
+  h.leader_term = [np]() -> uint64_t {
+    if (!np->alive || !np->core || np->core->role() != Role::kLeader) return 0;
+    if (np->applied_term != np->core->term()) return 0;
+    return np->core->term().value();
+  };
+  h.leases = [np] {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    std::shared_ptr<kv::Store> store = np->machine ? np->machine->kv_store() : nullptr;
+    if (!store) return out;
+    for (int64_t id : store->leases()) {
+      if (std::optional<int64_t> ttl = store->lease_ttl(id)) out.emplace_back(id, *ttl);
+    }
+    return out;
+  };
+  h.lease_ttl = [np](int64_t id) -> std::optional<int64_t> {
+    std::shared_ptr<kv::Store> store = np->machine ? np->machine->kv_store() : nullptr;
+    if (!store) return std::nullopt;
+    return store->lease_ttl(id);
+  };
+  h.revoke = [this, np](int64_t id) { lessor_revoke(*np, id); };
+  h.now = [this] { return kv::Lessor::Clock::time_point{} + std::chrono::microseconds(now_us_); };
+  n.lessor = std::make_unique<kv::Lessor>(std::move(h), kv::Lessor::Options{});
+  schedule(rng_.range(1, kLessorTickUs), EvKind::kLessorTick, static_cast<int>(n.id.value()),
+           n.incarnation);
+}
+
+void Simulation::lessor_revoke(Node& n, int64_t lease) {
+  if (!n.alive || !n.core) return;
+  const uint64_t op_id = next_op_id_++;
+  raftkvpb::InternalRequest req;
+  req.mutable_header()->set_id(op_id);
+  req.mutable_header()->set_member_id(n.id.value());
+  req.mutable_lease_revoke()->set_id(lease);
+  Status s = n.core->propose(req.SerializeAsString());
+  trace("lessor of n" + std::to_string(n.id.value()) + " expires lease " + std::to_string(lease) +
+        " -> " + s.to_string());
+  if (s.is_ok()) revoke_proposals_[op_id] = RevokeProposal{true, now_us_};
+}
+
+void Simulation::lease_step(LeaseClient& c) {
+  if (!result_.ok || phase_ != Phase::kFaults) return;  // afterwards every lease lapses
+  schedule(lease_rng_.range(30 * kMs, 200 * kMs), EvKind::kLeaseStep, c.index);
+  if (c.req != LeaseClient::Req::kNone) return;
+  // Keep-alives first: a kept lease is renewed every third of its TTL.
+  for (const LeaseClient::Held& h : c.held) {
+    if (h.keep && now_us_ >= h.acked_send_us + static_cast<uint64_t>(h.ttl_seconds) * kSec / 3) {
+      lease_send(c, LeaseClient::Req::kKeepAlive, h.id, h.ttl_seconds);
+      return;
+    }
+  }
+  const uint64_t r = lease_rng_.below(100);
+  if (r < 20 && static_cast<int>(c.held.size()) < kMaxLeasesPerClient) {
+    const int64_t id = static_cast<int64_t>((static_cast<uint64_t>(c.index + 1) << 40) | ++c.seq);
+    const int64_t ttl = static_cast<int64_t>(lease_rng_.range(
+        static_cast<uint64_t>(lease_ttl_min_s_), static_cast<uint64_t>(lease_ttl_max_s_)));
+    lease_pool_.push_back(id);
+    lease_send(c, LeaseClient::Req::kGrant, id, ttl);
+  } else if (r < 28 && !c.held.empty()) {
+    const LeaseClient::Held& h = c.held[lease_rng_.below(c.held.size())];
+    lease_send(c, LeaseClient::Req::kRevoke, h.id, h.ttl_seconds);
+  } else if (r < 36 && !c.held.empty()) {
+    // Stop keeping it alive: the leader's lessor must expire it.
+    LeaseClient::Held& h = c.held[lease_rng_.below(c.held.size())];
+    if (h.keep) {
+      trace("lease client " + std::to_string(c.index) + " lets lease " + std::to_string(h.id) +
+            " lapse");
+    }
+    h.keep = false;
+  }
+  // Lapsed leases are forgotten once their TTL passed.
+  std::erase_if(c.held, [&](const LeaseClient::Held& h) {
+    return !h.keep && now_us_ > h.acked_send_us + static_cast<uint64_t>(h.ttl_seconds) * kSec;
+  });
+}
+
+void Simulation::lease_send(LeaseClient& c, LeaseClient::Req req, int64_t lease, int64_t ttl) {
+  std::vector<Node*> ms = members();
+  Node* target = nullptr;
+  Node* l = leader();
+  if (l != nullptr && lease_rng_.chance(0.6)) target = l;
+  if (target == nullptr) target = ms[lease_rng_.below(ms.size())];
+  if (!target->alive) return;  // connection refused: try again at the next step
+  c.req = req;
+  c.req_id = next_op_id_++;  // unique over every request, so stale events never match
+  c.req_lease = lease;
+  c.req_ttl = ttl;
+  c.req_send_us = now_us_;
+  c.node = target->id;
+  c.node_incarnation = target->incarnation;
+  c.forwarded = false;
+  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index,
+           c.req_id);
+  schedule(client_timeout_us_, EvKind::kLeaseTimeout, c.index, c.req_id);
+}
+
+void Simulation::lease_arrive(LeaseClient& c, uint64_t req_id) {
+  if (c.req == LeaseClient::Req::kNone || c.req_id != req_id) return;
+  Node* n = node(c.node);
+  if (n == nullptr || !n->alive || n->incarnation != c.node_incarnation) return;  // lost: times out
+  if (n->paused_until_us > now_us_) {
+    // Held in the socket of the paused process: it handles it on resume,
+    // before it learns that it may have been deposed meanwhile.
+    schedule(n->paused_until_us - now_us_ + lease_rng_.below(1000), EvKind::kLeaseArrive, c.index,
+             req_id);
+    return;
+  }
+  const std::string who = "lease client " + std::to_string(c.index) + " ";
+  if (c.req != LeaseClient::Req::kKeepAlive) {
+    raftkvpb::InternalRequest req;
+    req.mutable_header()->set_id(c.req_id);
+    req.mutable_header()->set_member_id(n->id.value());
+    if (c.req == LeaseClient::Req::kGrant) {
+      req.mutable_lease_grant()->set_id(c.req_lease);
+      req.mutable_lease_grant()->set_ttl(c.req_ttl);
+    } else {
+      req.mutable_lease_revoke()->set_id(c.req_lease);
+    }
+    Status s = n->core->propose(req.SerializeAsString());
+    trace(who + (c.req == LeaseClient::Req::kGrant ? "grants" : "revokes") + " lease " +
+          std::to_string(c.req_lease) + " via n" + std::to_string(n->id.value()) + " -> " +
+          s.to_string());
+    if (!s.is_ok()) {
+      lease_done(c);
+      return;
+    }
+    if (c.req == LeaseClient::Req::kRevoke) {
+      revoke_proposals_[c.req_id] = RevokeProposal{false, now_us_};
+    }
+    n->pending_lease_ops[c.req_id] = c.index;
+    return;
+  }
+  // Keep-alive: renewed by the leader's lessor only; a follower forwards it
+  // to the leader it knows, as the Lease service does.
+  Result<int64_t> ttl = n->lessor->renew(c.req_lease);
+  if (!ttl && ttl.status().code() == Code::kFailedPrecondition && !c.forwarded) {
+    Node* l = node(n->core->leader());
+    if (l != nullptr && l != n && linked(n->id, l->id) && !lease_rng_.chance(loss_)) {
+      c.forwarded = true;
+      c.node = l->id;
+      c.node_incarnation = l->incarnation;
+      schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseArrive, c.index,
+               req_id);
+      return;
+    }
+  }
+  c.answer = ttl ? LeaseClient::Answer::kRenewed
+                 : (ttl.status().code() == Code::kNotFound ? LeaseClient::Answer::kGone
+                                                           : LeaseClient::Answer::kRefused);
+  c.answer_ttl = ttl ? *ttl : 0;
+  trace(who + "keep-alive of lease " + std::to_string(c.req_lease) + " at n" +
+        std::to_string(n->id.value()) + " -> " +
+        (ttl ? "ttl " + std::to_string(*ttl) : ttl.status().to_string()));
+  schedule(lease_rng_.range(latency_min_us_, latency_max_us_), EvKind::kLeaseReply, c.index,
+           req_id);
+}
+
+void Simulation::lease_reply(LeaseClient& c, uint64_t req_id) {
+  if (c.req != LeaseClient::Req::kKeepAlive || c.req_id != req_id) return;  // timed out meanwhile
+  auto h = std::find_if(c.held.begin(), c.held.end(),
+                        [&](const LeaseClient::Held& x) { return x.id == c.req_lease; });
+  if (c.answer == LeaseClient::Answer::kRenewed) {
+    lease_acks_.push_back(LeaseAck{c.req_lease, c.req_send_us, c.answer_ttl, true});
+    ++result_.stats.lease_keepalives;
+    if (h != c.held.end()) h->acked_send_us = c.req_send_us;
+  } else if (c.answer == LeaseClient::Answer::kGone && h != c.held.end()) {
+    c.held.erase(h);  // expired (or not yet applied on that leader): etcd ends the keep-alive
+  }
+  lease_done(c);
+}
+
+void Simulation::lease_done(LeaseClient& c) {
+  if (c.req == LeaseClient::Req::kRevoke) {
+    // Revoked, refused, or unknown: the client gives the lease up either way.
+    std::erase_if(c.held, [&](const LeaseClient::Held& h) { return h.id == c.req_lease; });
+  }
+  c.req = LeaseClient::Req::kNone;
+}
+
+void Simulation::record_lease_entry(const raftkvpb::InternalRequest& req,
+                                    const MachineOutcome& out) {
+  // The first application of an entry: what the lease checker judges.
+  LeaseLogEntry e;
+  e.index = out.index.value();
+  e.ok = out.ok;
+  if (req.has_put()) {
+    e.kind = LeaseLogEntry::Kind::kPut;
+    e.key = req.put().key();
+    e.lease = req.put().lease();
+  } else if (req.has_delete_range()) {
+    e.kind = LeaseLogEntry::Kind::kDelete;
+    e.key = req.delete_range().key();
+  } else if (req.has_txn()) {
+    if (!out.ok) return;  // the CAS failed: nothing changed
+    e.kind = LeaseLogEntry::Kind::kPut;  // its put carries no lease: the key leaves any lease
+    e.key = req.txn().success(0).request_put().key();
+  } else if (req.has_lease_grant()) {
+    e.kind = LeaseLogEntry::Kind::kGrant;
+    e.lease = req.lease_grant().id();
+    e.ttl_seconds = req.lease_grant().ttl();
+    if (e.ok) ++result_.stats.leases_granted;
+  } else if (req.has_lease_revoke()) {
+    e.kind = LeaseLogEntry::Kind::kRevoke;
+    e.lease = req.lease_revoke().id();
+    auto p = revoke_proposals_.find(req.header().id());
+    RAFTKV_CHECK_MSG(p != revoke_proposals_.end(), "sim: a revoke nobody proposed was applied");
+    e.expiry = p->second.expiry;
+    e.proposed_us = p->second.proposed_us;
+    e.applied_us = now_us_;
+    if (out.created_revision != 0) {
+      auto r = revision_history_.find(out.created_revision);
+      RAFTKV_CHECK(r != revision_history_.end());
+      e.events = r->second.events;
+    }
+    if (e.ok) ++(e.expiry ? result_.stats.leases_expired : result_.stats.leases_revoked);
+    trace(std::string(e.expiry ? "expiry" : "client") + " revoke of lease " +
+          std::to_string(e.lease) + " applied at index " + std::to_string(e.index) + ": " +
+          (e.ok ? "" : "not found, ") + std::to_string(e.events.size()) + " keys deleted");
+    // The keys it deleted are writes in the linearizable history: between
+    // the proposal and the first application (the commit lies in between).
+    for (const WatchEvent& ev : e.events) {
+      Op op;
+      op.id = next_op_id_++;
+      op.client = -2;
+      op.kind = OpKind::kDelete;
+      op.key = ev.key;
+      op.lease = e.lease;
+      op.ok = true;
+      op.invoke_us = e.proposed_us;
+      op.complete_us = now_us_;
+      history_.push_back(op);
+      dropped_.push_back(false);
+    }
+  } else {
+    return;  // compaction: no key changes
+  }
+  lease_log_.push_back(std::move(e));
+}
+
+bool Simulation::leases_gone(std::string* detail) {
+  for (Node* n : members()) {
+    std::shared_ptr<kv::Store> store = n->alive && n->machine ? n->machine->kv_store() : nullptr;
+    if (!store) continue;
+    const std::vector<int64_t> left = store->leases();
+    if (!left.empty()) {
+      *detail = "node " + std::to_string(n->id.value()) + " still holds lease " +
+                std::to_string(left.front()) + " (" + std::to_string(left.size()) +
+                " leases in all) though nobody has kept any lease alive since the faults ended";
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Final checks
+
 void Simulation::final_checks() {
   // Every member holds the same state (kv::Store's own HashKV).
   std::optional<uint64_t> hash;
@@ -1753,7 +2192,17 @@ void Simulation::final_checks() {
            "the final state of key " + fin.key + " contradicts the acknowledged writes:\n" + fin.detail);
     }
   }
-  if (!result_.ok || watchers_.empty()) return;
+  if (!result_.ok) return;
+  if (leases_on_) {
+    // Grants, puts with leases and revokes followed etcd's rules, and no
+    // lessor expired a lease before a client's acknowledged TTL ran out.
+    const std::string err = check_leases(lease_log_, lease_acks_);
+    if (!err.empty()) {
+      fail("leases", err);
+      return;
+    }
+  }
+  if (watchers_.empty()) return;
   // Every watcher saw exactly the store's history of its range.
   for (WatchClient& w : watchers_) {
     watch_final(w);
@@ -1814,6 +2263,20 @@ RunResult Simulation::run() {
     // MVCC compactions (etcd's Compact), so that watchers behind them are
     // cancelled with compact_revision.
     if (watch_rng_.chance(0.5)) schedule(watch_rng_.range(300 * kMs, 2 * kSec), EvKind::kCompact);
+    // Lease clients, with their own stream too. TTLs from the server's
+    // minimum (1.5 election timeouts: 10 ticks of 10 ms) to 2 s above it.
+    leases_on_ = true;
+    lease_rng_ = Rng(watch_rng_.fork());
+    lease_ttl_min_s_ = kv::lease_min_ttl_seconds(10 * 10);
+    lease_ttl_max_s_ = lease_ttl_min_s_ + static_cast<int64_t>(lease_rng_.range(0, 2));
+    lease_pool_.push_back(static_cast<int64_t>((0x7full << 40) | 1));  // never granted
+    const int n_lease_clients = static_cast<int>(lease_rng_.range(1, 2));
+    for (int i = 0; i < n_lease_clients; ++i) {
+      LeaseClient c;
+      c.index = i;
+      lease_clients_.push_back(c);
+      schedule(lease_rng_.range(0, 300 * kMs), EvKind::kLeaseStep, i);
+    }
   }
   for (int i = 1; i <= opt_.nodes; ++i) create_node(NodeId(static_cast<uint64_t>(i))).joined = true;
   next_node_id_ = static_cast<uint64_t>(opt_.nodes) + 1;

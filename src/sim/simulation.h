@@ -3,7 +3,8 @@
 //
 // Code under test: the real raft::Core, the real storage::DiskLogStorage/Wal
 // on a storage::FaultFileSystem per node (a simulated disk), and the real
-// kv::Store (RocksDB in a temporary directory per node). Simulated: the clock
+// kv::Store (RocksDB in a temporary directory per node) with its watch hub and
+// the leader's lessor (kv::Lessor). Simulated: the clock
 // (a priority queue of events ordered by (time, sequence)), the network
 // (latency, loss, duplication, reordering, partitions), crashes, pauses,
 // clock drift, membership changes and the clients.
@@ -66,6 +67,10 @@ struct RunStats {
   uint64_t watches_started = 0;   ///< Watchers added (first watches and re-watches).
   uint64_t watch_revisions = 0;   ///< Revisions delivered to watch clients.
   uint64_t watches_cancelled = 0; ///< Watchers cancelled by a compaction (compact_revision).
+  uint64_t leases_granted = 0;    ///< Lease grants applied.
+  uint64_t lease_keepalives = 0;  ///< Keep-alives acknowledged to lease clients.
+  uint64_t leases_revoked = 0;    ///< Client revokes applied (that found the lease).
+  uint64_t leases_expired = 0;    ///< Lessor revokes (expiry) applied (that found the lease).
   uint64_t checker_steps = 0;
   bool checker_gave_up = false;  ///< The WGL search hit its budget on some key.
   uint32_t fault_mix = 0;        ///< Fault classes this run used.

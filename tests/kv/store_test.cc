@@ -507,8 +507,18 @@ TEST_F(StoreTest, CompactionRules) {
   // physical: the old revisions leave RocksDB in the background.
   EXPECT_TRUE(h_.store().wait_physical_compaction(5, std::chrono::seconds(30)));
   EXPECT_GE(h_.store().physical_compact_revision(), 5);
-  // b was deleted at or before 5: its history is gone from the index.
-  EXPECT_EQ(h_.store().index_key_count(), 2u);
+  // b was deleted at 5, the compaction point itself: its tombstone stays, so
+  // a watcher from 5 still receives the delete (etcd-io/etcd#18089).
+  EXPECT_EQ(h_.store().index_key_count(), 3u);
+  auto from5 = h_.store().events_since(5, "b", "", false, 10);
+  ASSERT_TRUE(from5.is_ok()) << from5.status().to_string();
+  ASSERT_EQ(from5->revisions.size(), 1u);
+  EXPECT_EQ(from5->revisions[0].revision, 5);
+  EXPECT_EQ(from5->revisions[0].events[0].type(), mvccpb::Event::DELETE);
+  // The next compaction takes it: then b's history is gone from the index.
+  h_.put("d", "1");  // 7
+  ASSERT_TRUE(h_.apply(compact_req(6)).status.is_ok());
+  EXPECT_EQ(h_.store().index_key_count(), 3u) << "a, c and d";
 }
 
 TEST_F(StoreTest, HashKvCoversRevisionsUpToItsArgument) {

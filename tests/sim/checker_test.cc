@@ -106,6 +106,42 @@ TEST(CheckerReject, IndeterminateWriteCannotExplainAReadBeforeItsInvocation) {
             CheckResult::Verdict::kViolation);
 }
 
+Op lease_put(int client, const std::string& key, const std::string& value, int64_t lease, bool ok,
+             uint64_t t0, uint64_t t1) {
+  Op op = put(client, key, value, t0, t1);
+  op.lease = lease;
+  op.ok = ok;
+  return op;
+}
+// A key deleted by a lease revoke: a write between the revoke's proposal and
+// its first application.
+Op revoke_delete(const std::string& key, int64_t lease, uint64_t t0, uint64_t t1) {
+  Op op = del(-2, key, true, t0, t1);
+  op.lease = lease;
+  return op;
+}
+
+TEST(CheckerReject, ReadSeesAValueWhosePutWasRefusedForItsLease) {
+  // The put's lease did not exist: it changed nothing, so "1" was never written.
+  EXPECT_EQ(verdict({lease_put(0, "x", "1", 7, false, 0, 10), get(1, "x", "1", 20, 30)}),
+            CheckResult::Verdict::kViolation);
+}
+
+TEST(CheckerReject, KeyStillReadAfterItsLeaseRevokeApplied) {
+  EXPECT_EQ(verdict({lease_put(0, "x", "1", 7, true, 0, 10), revoke_delete("x", 7, 20, 30),
+                     get(1, "x", "1", 40, 50)}),
+            CheckResult::Verdict::kViolation);
+}
+
+TEST(CheckerAccept, LeaseRevokeDeletesConcurrentlyWithARead) {
+  // The read overlaps the revoke: it may see the key or not; a later read must not.
+  EXPECT_EQ(verdict({lease_put(0, "x", "1", 7, true, 0, 10), revoke_delete("x", 7, 20, 60),
+                     get(1, "x", "1", 30, 40), get(1, "x", std::nullopt, 70, 80),
+                     lease_put(0, "x", "2", 7, false, 90, 100),
+                     get(1, "x", std::nullopt, 110, 120)}),
+            CheckResult::Verdict::kLinearizable);
+}
+
 TEST(CheckerAccept, ConcurrentWritesAndReadsInEitherOrder) {
   // Two overlapping writes; overlapping reads see them in the order 2, 1 — legal
   // if put 2 is linearized first.

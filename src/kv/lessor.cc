@@ -1,14 +1,15 @@
-#include "server/lessor.h"
+#include "kv/lessor.h"
 
 #include <algorithm>
 #include <set>
 
-namespace raftkv::server {
+#include "kv/errors.h"
+
+namespace raftkv::kv {
 
 namespace {
 
 Status not_primary() { return Status::failed_precondition("raftkv: this member is not the lessor"); }
-Status lease_not_found() { return Status::not_found("etcdserver: requested lease not found"); }
 
 }  // namespace
 
@@ -45,11 +46,22 @@ void Lessor::loop() {
 void Lessor::follow_leadership_locked(Clock::time_point now) {
   const uint64_t term = hooks_.leader_term();
   if (term == primary_term_) return;
+#if defined(RAFTKV_SIM_MUTATION) && RAFTKV_SIM_MUTATION == 6
+  // MUTATION 6 (simulator only): deadlines survive a demotion, and a member
+  // promoted again keeps the ones it had instead of giving every lease its
+  // full TTL: keep-alives served by another leader meanwhile are lost.
+  primary_term_ = term;
+  if (term == 0) return;
+  for (const auto& [id, ttl] : hooks_.leases()) {
+    leases_.try_emplace(id, Entry{ttl, now + std::chrono::seconds(ttl), {}});
+  }
+#else
   leases_.clear();
   primary_term_ = term;
   if (term == 0) return;  // demoted: no deadlines, no revokes
   // Promoted: every lease gets its full TTL from now (etcd's Promote).
   for (const auto& [id, ttl] : hooks_.leases()) leases_[id] = Entry{ttl, now + std::chrono::seconds(ttl), {}};
+#endif
   window_start_ = now;
   window_revokes_ = 0;
 }
@@ -92,13 +104,13 @@ Result<Lessor::Entry*> Lessor::find_locked(int64_t id, Clock::time_point now) {
   const std::optional<int64_t> ttl = hooks_.lease_ttl(id);
   if (!ttl) {
     leases_.erase(id);
-    return lease_not_found();
+    return errors::lease_not_found();
   }
   auto it = leases_.find(id);
   if (it == leases_.end()) {
     it = leases_.emplace(id, Entry{*ttl, now + std::chrono::seconds(*ttl), {}}).first;
   }
-  if (it->second.deadline <= now) return lease_not_found();  // expired; revoke under way
+  if (it->second.deadline <= now) return errors::lease_not_found();  // expired; revoke under way
   return &it->second;
 }
 
@@ -147,4 +159,4 @@ int64_t LeaseIdGenerator::next() {
   }
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::kv

@@ -1,14 +1,14 @@
 // Lessor rules with a fake clock and a fake store/leadership: expiry only on
 // the primary, through a revoke proposal; full TTL again on promotion; no
 // revokes after demotion; keep-alive; rate limit and retry of revokes.
-#include "server/lessor.h"
+#include "kv/lessor.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
-namespace raftkv::server {
+namespace raftkv::kv {
 namespace {
 
 using namespace std::chrono_literals;
@@ -228,4 +228,4 @@ TEST(LeaseIdGenerator, UniquePositiveAndCarriesMemberBits) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::kv

@@ -21,12 +21,16 @@
 //     `revoke_retry`.
 //
 // The lessor reads time only through Hooks::now and leadership, store state
-// and proposals only through Hooks, so tests drive it with a fake clock.
+// and proposals only through Hooks, so tests drive it with a fake clock and
+// the simulator runs it on simulated nodes. It lives in kv, not in the server,
+// for that reason: it must not depend on the server.
 //
 // Thread-safety: every public method may be called from any thread; one
 // mutex guards the deadlines. tick() is called by the lessor's own thread
-// (start()) or directly by tests. `revoke` is called with the mutex released;
-// the other hooks with it held, so they must not call back into the lessor.
+// (start(), the server) or directly by tests and by the simulator, which
+// never starts the thread and ticks it on simulated time (Hooks::now).
+// `revoke` is called with the mutex released; the other hooks with it held,
+// so they must not call back into the lessor.
 #pragma once
 
 #include <chrono>
@@ -42,14 +46,17 @@
 
 #include "base/status.h"
 
-namespace raftkv::server {
+namespace raftkv::kv {
 
 class Lessor {
  public:
   using Clock = std::chrono::steady_clock;
 
   struct Hooks {
-    /// The current Raft term if this member is the leader, else 0.
+    /// The current Raft term if this member is the leader and has applied
+    /// an entry of that term, else 0. (Before that, an entry of an earlier
+    /// term still to be applied may be a revoke a previous leader proposed:
+    /// a renewal acknowledged meanwhile would be undone by it.)
     std::function<uint64_t()> leader_term;
     /// Every granted lease and its granted TTL in seconds (ascending id).
     std::function<std::vector<std::pair<int64_t, int64_t>>()> leases;
@@ -146,4 +153,4 @@ class LeaseIdGenerator {
   uint64_t suffix_;
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::kv
