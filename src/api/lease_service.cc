@@ -223,7 +223,27 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
       CallbackServerContext* ctx) override;
 
   /// Renews `id` here (leader) or at the leader; `done` runs once, maybe on another thread.
+  ///
+  /// A leader first confirms it still leads with a ReadIndex round (etcd's
+  /// ensureLeadership): a leader cut off from the others, not yet aware that
+  /// a new one was elected, would otherwise promise a full TTL from now while
+  /// the new leader's deadline counts from its own, earlier, promotion — and
+  /// the lease could expire before the promised time. After a quorum has
+  /// answered this round, no new leader can be elected for an election
+  /// timeout, so its promotion is later than the round and its deadline later
+  /// than the one promised here.
   void keep_alive(int64_t id, KeepAliveDone done) {
+    if (!lessor_.is_primary()) return renew_or_forward(id, std::move(done));
+    node_->read_barrier([this, id, done = std::move(done)](Status st) mutable {
+      if (!st.is_ok()) {
+        done(to_grpc_status(st), {});
+        return;
+      }
+      renew_or_forward(id, std::move(done));
+    });
+  }
+
+  void renew_or_forward(int64_t id, KeepAliveDone done) {
     Result<int64_t> ttl = lessor_.renew(id);
     if (ttl || ttl.status().code() == Code::kNotFound) {
       LeaseKeepAliveResponse resp;
