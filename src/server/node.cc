@@ -187,6 +187,8 @@ class MembershipService final : public raftkvpb::PeerMembership::CallbackService
 Node::Node(const Config& cfg)
     : cfg_(cfg),
       request_timeout_(5000 + 2 * cfg.election_timeout_ms),
+      read_seq_(static_cast<uint64_t>(
+          std::chrono::system_clock::now().time_since_epoch().count())),
       metrics_(std::make_unique<NodeMetrics>()) {}
 
 Node::~Node() { stop(); }
@@ -971,7 +973,12 @@ void Node::issue_reads(bool retry_inflight) {
     }
   }
   if (unsent_reads_.empty() || leader_.load() == 0) return;
-  const std::string ctx = std::to_string(++read_seq_);
+  // The leader keeps pending reads by context, from every member at once:
+  // the context names this member, so two members' reads never collide (a
+  // collision failed a read with "a read with this context is already
+  // pending"), and read_seq_ starts from the clock, so a restarted member
+  // does not reuse a context the leader may still hold.
+  const std::string ctx = format_id(member_id_) + "/" + std::to_string(++read_seq_);
   Status st = core_->read_index(ctx);
   if (st.is_ok()) {
     inflight_reads_[ctx] = ReadBatch{std::move(unsent_reads_), Clock::now()};
