@@ -271,15 +271,10 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
  private:
   static kv::Lessor::Hooks make_hooks(server::Node* node) {
     kv::Lessor::Hooks h;
-    // Primary only once this leader applied an entry of its own term, so
-    // every earlier-term entry in its log is applied: a revoke proposed by a
-    // previous leader that commits in this term cannot undo a keep-alive
-    // this leader acknowledged (found by the simulator; docs/coordination.md).
     h.leader_term = [node]() -> uint64_t {
-      if (node->leader() != node->member_id()) return 0;
-      const uint64_t term = node->term();
-      return node->applied_term() == term ? term : 0;
+      return node->leader() == node->member_id() ? node->term() : 0;
     };
+    h.applied_term = [node] { return node->applied_term(); };
     h.leases = [node] {
       std::shared_ptr<kv::Store> store = node->store();
       std::vector<std::pair<int64_t, int64_t>> out;

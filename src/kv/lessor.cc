@@ -44,7 +44,8 @@ void Lessor::loop() {
 }
 
 void Lessor::follow_leadership_locked(Clock::time_point now) {
-  const uint64_t term = hooks_.leader_term();
+  uint64_t term = hooks_.leader_term();
+  if (term != 0 && hooks_.applied_term() != term) term = 0;  // see Hooks::applied_term
   if (term == primary_term_) return;
 #if defined(RAFTKV_SIM_MUTATION) && RAFTKV_SIM_MUTATION == 6
   // MUTATION 6 (simulator only): deadlines survive a demotion, and a member

@@ -53,11 +53,13 @@ class Lessor {
   using Clock = std::chrono::steady_clock;
 
   struct Hooks {
-    /// The current Raft term if this member is the leader and has applied
-    /// an entry of that term, else 0. (Before that, an entry of an earlier
-    /// term still to be applied may be a revoke a previous leader proposed:
-    /// a renewal acknowledged meanwhile would be undone by it.)
+    /// The current Raft term if this member is the leader, else 0.
     std::function<uint64_t()> leader_term;
+    /// The term of the last entry this member applied. The lessor acts as
+    /// primary only once it equals leader_term(): before that, an entry of an
+    /// earlier term still to be applied may be a revoke a previous leader
+    /// proposed, and a renewal acknowledged meanwhile would be undone by it.
+    std::function<uint64_t()> applied_term;
     /// Every granted lease and its granted TTL in seconds (ascending id).
     std::function<std::vector<std::pair<int64_t, int64_t>>()> leases;
     /// The granted TTL of one lease, or nullopt if it is not granted.

@@ -1861,15 +1861,11 @@ void Simulation::start_lessor(Node& n) {
   // simulator calls tick() (kLessorTick).
   Node* np = &n;
   kv::Lessor::Hooks h;
-  // Primary only once the leader applied an entry of its own term: every
-  // entry of earlier terms in its log, a revoke its predecessor proposed
-  // included, is applied by then (a renewal before that could be undone by
-  // such a revoke committing later). The server's Node::applied_term() rule.
   h.leader_term = [np]() -> uint64_t {
     if (!np->alive || !np->core || np->core->role() != Role::kLeader) return 0;
-    if (np->applied_term != np->core->term()) return 0;
     return np->core->term().value();
   };
+  h.applied_term = [np] { return np->applied_term.value(); };
   h.leases = [np] {
     std::vector<std::pair<int64_t, int64_t>> out;
     std::shared_ptr<kv::Store> store = np->machine ? np->machine->kv_store() : nullptr;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 namespace raftkv::kv {
@@ -16,12 +17,14 @@ using namespace std::chrono_literals;
 struct Fake {
   Lessor::Clock::time_point now{};
   uint64_t leader_term = 0;
+  std::optional<uint64_t> applied_term;  // unset: the leader applied an entry of its term
   std::map<int64_t, int64_t> store;  // id -> granted TTL
   std::vector<int64_t> revoked;      // revoke proposals, in order
 
   Lessor::Hooks hooks() {
     Lessor::Hooks h;
     h.leader_term = [this] { return leader_term; };
+    h.applied_term = [this] { return applied_term.value_or(leader_term); };
     h.leases = [this] { return std::vector<std::pair<int64_t, int64_t>>(store.begin(), store.end()); };
     h.lease_ttl = [this](int64_t id) -> std::optional<int64_t> {
       auto it = store.find(id);
@@ -121,6 +124,25 @@ TEST(Lessor, LeaseGrantedBetweenTicksCanBeRenewedAtOnce) {
   l.tick();
   f.store[9] = 4;  // applied after the last tick
   EXPECT_EQ(*l.renew(9), 4);
+}
+
+TEST(Lessor, LeaderIsPrimaryOnlyOnceItAppliedAnEntryOfItsTerm) {
+  Fake f;
+  f.leader_term = 3;
+  f.applied_term = 2;  // an earlier-term entry (maybe a revoke) is still to be applied
+  f.store[1] = 5;
+  Lessor l(f.hooks(), opts());
+  l.tick();
+  EXPECT_FALSE(l.is_primary());
+  EXPECT_EQ(l.renew(1).status().code(), Code::kFailedPrecondition);
+  f.now += 10s;
+  l.tick();
+  EXPECT_TRUE(f.revoked.empty()) << "not primary: no expiry";
+  f.applied_term = 3;
+  l.tick();
+  EXPECT_TRUE(l.is_primary());
+  ASSERT_TRUE(l.renew(1).is_ok());
+  EXPECT_EQ(*l.renew(1), 5);
 }
 
 TEST(Lessor, RevokedByClientIsForgotten) {
