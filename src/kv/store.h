@@ -8,8 +8,8 @@
 // compaction or restart history (docs/kv.md, "Determinism").
 //
 // Threading contract:
-//   * ONE apply thread calls apply(), flush() and close(). It owns the write
-//     path; nothing else writes state.
+//   * ONE apply thread calls apply() and close(). It owns the write path;
+//     nothing else writes state. flush() may come from any thread.
 //   * Any number of threads may call the reads (range, hash_kv, the getters,
 //     snapshot, wait_physical_compaction) concurrently with apply().
 //     A read sees the state after some whole applied batch-prefix: it scans
@@ -229,7 +229,8 @@ class Store {
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;
 
-  /// Persists every applied batch (memtable flush). Apply thread.
+  /// Persists every applied batch (memtable flush). Any thread (the server
+  /// flushes from its snapshot thread while the apply thread goes on).
   Status flush();
 
   /// Stops the background thread and closes RocksDB (flushing first if

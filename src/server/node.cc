@@ -655,7 +655,7 @@ void Node::raft_loop() {
       std::unique_lock lk(inbox_mu_);
       inbox_cv_.wait_until(lk, next_tick, [this] {
         return stopping_ || !peer_inbox_.empty() || !proposals_.empty() || !new_reads_.empty() ||
-               made_snapshot_.has_value() || !snapshot_reports_.empty() ||
+               made_snapshot_ != nullptr || !snapshot_reports_.empty() ||
                !new_member_ops_.empty() || !new_moves_.empty();
       });
       if (stopping_) break;
@@ -678,7 +678,7 @@ void Node::drain_inbox() {
   std::deque<raft::Message> msgs;
   std::deque<Proposal> props;
   std::vector<ReadWaiter> reads;
-  std::optional<raft::Snapshot> snap;
+  std::unique_ptr<storage::SnapshotWriter> snap;
   std::vector<raft::NodeId> unreachable;
   std::vector<std::pair<raft::NodeId, bool>> snap_reports;
   {
@@ -729,7 +729,7 @@ void Node::drain_inbox() {
   issue_reads(false);
   process_member_ops();
   process_leader_moves();
-  if (snap) persist_local_snapshot(std::move(*snap));
+  if (snap) persist_local_snapshot(std::move(snap));
 }
 
 // ---------------------------------------------------------------------------
@@ -1076,8 +1076,9 @@ void Node::maybe_publish() {
   if (!st.is_ok()) spdlog::debug("publish not proposed: {}", st.to_string());
 }
 
-void Node::persist_local_snapshot(raft::Snapshot snap) {
-  const raft::Index idx = snap.metadata.index;
+void Node::persist_local_snapshot(std::unique_ptr<storage::SnapshotWriter> made) {
+  const raft::SnapshotMetadata& meta = made->metadata();
+  const raft::Index idx = meta.index;
   if (log_->snapshot_metadata() && log_->snapshot_metadata()->index >= idx) return;
   if (idx > log_->last_index()) return;
   if (persisted_commit_ < idx) {
@@ -1086,7 +1087,8 @@ void Node::persist_local_snapshot(raft::Snapshot snap) {
     RAFTKV_CHECK_MSG(st.is_ok(), ("WAL write failed: " + st.to_string()).c_str());
     persisted_commit_ = hard_state_.commit;
   }
-  Status st = log_->add_snapshot(snap);
+  // The image is written and synced already: this renames it into place.
+  Status st = log_->add_snapshot(*made);
   if (!st.is_ok()) {
     spdlog::error("saving snapshot at index {} failed: {}", idx.value(), st.to_string());
     return;
@@ -1100,7 +1102,7 @@ void Node::persist_local_snapshot(raft::Snapshot snap) {
     }
   }
   spdlog::info("snapshot saved: index={} term={} bytes={} log_first_index={}", idx.value(),
-               snap.metadata.term.value(), snap.data.size(), log_->first_index().value());
+               meta.term.value(), made->bytes(), log_->first_index().value());
 }
 
 void Node::handle_ready() {
@@ -1216,6 +1218,7 @@ void Node::apply_loop() {
     release_reads();
     maybe_make_snapshot();
   }
+  reap_snapshot_job(true);
 }
 
 void Node::apply_member_payload(const raft::Entry& e, bool rejected) {
@@ -1421,6 +1424,8 @@ void Node::install_snapshot(const raft::Snapshot& snap) {
   const raft::Index idx = snap.metadata.index;
   spdlog::info("installing snapshot from the leader: index={} term={} bytes={}", idx.value(),
                snap.metadata.term.value(), snap.data.size());
+  // A local snapshot being written reads the store about to be replaced.
+  reap_snapshot_job(true);
   Status st = swap_store_from_image(snap.data);
   if (!st.is_ok()) {
     spdlog::critical("snapshot install failed, stopping: {}", st.to_string());
@@ -1476,6 +1481,10 @@ bool has_member_missing_from(const raft::ConfState& cs, const raft::ConfState& s
 
 void Node::maybe_make_snapshot() {
   if (cfg_.snapshot_count == 0) return;
+  if (snapshot_job_ != nullptr) {
+    if (!snapshot_job_->done.load(std::memory_order_acquire)) return;  // one at a time
+    reap_snapshot_job(false);
+  }
   // A member added after the newest snapshot is not in that snapshot's
   // configuration, and Raft has it refuse the snapshot (Core::restore: it
   // cannot tell that snapshot from one of a configuration it was removed
@@ -1494,39 +1503,89 @@ void Node::maybe_make_snapshot() {
   if (applied_index_ <= last_snapshot_index_) return;
   std::shared_ptr<kv::Store> store = this->store();
   if (store->applied_index() != applied_index_) return;  // still replaying
-  // Flushed first: the store's durable applied index must never be below the
-  // snapshot's (the log before it may be discarded).
-  Status st = store->flush();
-  if (!st.is_ok()) {
-    spdlog::error("store flush before snapshot failed: {}", st.to_string());
+  // A RocksDB snapshot: the state as of applied_index_, taken here so the
+  // apply loop can go on writing while the snapshot thread reads it.
+  Result<std::unique_ptr<kv::SnapshotStream>> view = store->snapshot();
+  if (!view) {
+    spdlog::error("store snapshot failed: {}", view.status().to_string());
     return;
   }
-  Result<std::unique_ptr<kv::SnapshotStream>> stream = store->snapshot();
-  if (!stream) {
-    spdlog::error("store snapshot failed: {}", stream.status().to_string());
-    return;
-  }
-  RAFTKV_CHECK((*stream)->applied_index() == applied_index_);
-  Result<std::string> image = build_snapshot_image(members(), **stream);
-  stream->reset();
-  if (!image) {
-    spdlog::error("building the snapshot image failed: {}", image.status().to_string());
-    return;
-  }
-  raft::Snapshot snap;
-  snap.metadata.index = applied_index_;
-  snap.metadata.term = applied_term_;
-  snap.metadata.conf_state = applied_conf_;
-  snap.data = std::move(*image);
-  last_snapshot_index_ = applied_index_;
-  last_snapshot_conf_ = applied_conf_;
+  RAFTKV_CHECK((*view)->applied_index() == applied_index_);
   if (member_added) {
     spdlog::info("snapshot at index {}: the configuration gained a member since the last one",
                  applied_index_.value());
   }
-  std::lock_guard lk(inbox_mu_);
-  made_snapshot_ = std::move(snap);
-  inbox_cv_.notify_one();
+  auto job = std::make_unique<SnapshotJob>();
+  job->metadata.index = applied_index_;
+  job->metadata.term = applied_term_;
+  job->metadata.conf_state = applied_conf_;
+  job->prev_index = last_snapshot_index_;
+  job->prev_conf = last_snapshot_conf_;
+  last_snapshot_index_ = applied_index_;
+  last_snapshot_conf_ = applied_conf_;
+  SnapshotJob* j = job.get();
+  job->thread = std::thread([this, j, store = std::move(store), stream = std::move(*view),
+                             members = members()]() mutable {
+    const auto start = Clock::now();
+    Status st = write_local_snapshot(*j, store, stream, members);
+    stream.reset();  // releases the RocksDB snapshot before the store may go
+    store.reset();
+    if (st.is_ok()) {
+      spdlog::debug("snapshot at index {} written in {} ms", j->metadata.index.value(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start)
+                        .count());
+    }
+    j->result = std::move(st);
+    j->done.store(true, std::memory_order_release);
+  });
+  snapshot_job_ = std::move(job);
+}
+
+Status Node::write_local_snapshot(SnapshotJob& job, const std::shared_ptr<kv::Store>& store,
+                                  std::unique_ptr<kv::SnapshotStream>& stream,
+                                  const MemberTable& members) {
+  // Flushed first: the store's durable applied index must never be below the
+  // snapshot's (the log before it may be discarded). The flush persists at
+  // least everything the RocksDB snapshot holds.
+  RAFTKV_RETURN_IF_ERROR(store->flush());
+  Result<std::unique_ptr<storage::SnapshotWriter>> w =
+      log_->snapshot_store().begin(job.metadata);
+  if (!w) return w.status();
+  RAFTKV_RETURN_IF_ERROR(
+      write_snapshot_image(members, *stream, [&job, &w](std::string_view piece) {
+        if (job.cancel.load(std::memory_order_relaxed)) {
+          return Status::aborted("snapshot cancelled");
+        }
+        return (*w)->append(piece);
+      }));
+  RAFTKV_RETURN_IF_ERROR((*w)->seal());
+  std::unique_ptr<storage::SnapshotWriter> replaced;
+  {
+    std::lock_guard lk(inbox_mu_);
+    replaced = std::move(made_snapshot_);  // not taken yet: the newer one wins
+    made_snapshot_ = std::move(*w);
+    inbox_cv_.notify_one();
+  }
+  return Status::ok();
+}
+
+void Node::reap_snapshot_job(bool cancel) {
+  if (snapshot_job_ == nullptr) return;
+  if (cancel) snapshot_job_->cancel.store(true);
+  snapshot_job_->thread.join();
+  const Status& st = snapshot_job_->result;
+  if (!st.is_ok()) {
+    if (st.code() != Code::kAborted) {
+      spdlog::error("writing the snapshot at index {} failed: {}",
+                    snapshot_job_->metadata.index.value(), st.to_string());
+    }
+    // Not made: the next one is due at once (unless a newer state replaced it).
+    if (last_snapshot_index_ == snapshot_job_->metadata.index) {
+      last_snapshot_index_ = snapshot_job_->prev_index;
+      last_snapshot_conf_ = snapshot_job_->prev_conf;
+    }
+  }
+  snapshot_job_.reset();
 }
 
 // ---------------------------------------------------------------------------

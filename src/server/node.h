@@ -15,8 +15,14 @@
 //   * apply loop (one thread) applies committed entries in batches with
 //     kv::Store::apply (one RocksDB batch incl. the applied index), completes
 //     waiting proposals, releases linearizable reads whose index is applied,
-//     installs received snapshots and makes local snapshots every
-//     --snapshot-count entries.
+//     installs received snapshots and starts local snapshots every
+//     --snapshot-count entries: it takes a RocksDB snapshot (cheap) and hands
+//     it to a snapshot thread, which flushes the store, streams the image to
+//     a sealed temporary file in ~1 MiB pieces and posts the writer to the
+//     raft loop; the raft loop makes it durable (rename) once its commit
+//     index is, then compacts the log. Neither loop waits for the image, and
+//     memory stays bounded whatever the store's size. One at a time; an
+//     incoming snapshot cancels (and waits for) the one being made.
 //   * callers (gRPC threads) only validate, propose or read; propose() and
 //     read_barrier() enqueue and return at once. Callbacks run later on the
 //     apply loop (or the raft loop for errors).
@@ -80,6 +86,7 @@ class Core;
 namespace raftkv::storage {
 class DiskLogStorage;
 class FileSystem;
+class SnapshotWriter;
 }  // namespace raftkv::storage
 namespace raftkv::transport {
 class Transport;
@@ -284,7 +291,7 @@ class Node {
   void handle_ready();
   void on_tick();
   void issue_reads(bool retry_inflight);
-  void persist_local_snapshot(raft::Snapshot snap);
+  void persist_local_snapshot(std::unique_ptr<storage::SnapshotWriter> made);
   void push_apply(ApplyItem item);
   void maybe_publish();
   void process_member_ops();
@@ -300,6 +307,11 @@ class Node {
   void finish_member_waiter(const std::string& payload, Status st);
   void install_snapshot(const raft::Snapshot& snap);
   void maybe_make_snapshot();
+  struct SnapshotJob;
+  Status write_local_snapshot(SnapshotJob& job, const std::shared_ptr<kv::Store>& store,
+                              std::unique_ptr<kv::SnapshotStream>& stream,
+                              const MemberTable& members);
+  void reap_snapshot_job(bool cancel);
   void release_reads();
   Status swap_store_from_image(const std::string& image);
 
@@ -345,7 +357,8 @@ class Node {
   std::deque<raft::Message> peer_inbox_;
   std::deque<Proposal> proposals_;
   std::vector<ReadWaiter> new_reads_;
-  std::optional<raft::Snapshot> made_snapshot_;
+  /// A local snapshot sealed by the snapshot thread, for the raft loop to finish.
+  std::unique_ptr<storage::SnapshotWriter> made_snapshot_;
   std::vector<raft::NodeId> unreachable_;
   std::vector<std::pair<raft::NodeId, bool>> snapshot_reports_;
   std::deque<MemberOp> new_member_ops_;
@@ -398,6 +411,17 @@ class Node {
   std::atomic<uint64_t> applied_term_pub_{0};  ///< applied_term_, for other threads.
   raft::Index last_snapshot_index_;
   raft::ConfState last_snapshot_conf_;  ///< Configuration of the newest snapshot.
+  /// The local snapshot being written by its own thread (at most one).
+  struct SnapshotJob {
+    raft::SnapshotMetadata metadata;
+    raft::Index prev_index;  ///< last_snapshot_index_/conf_ before it, restored if it fails
+    raft::ConfState prev_conf;
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> done{false};
+    Status result;  ///< Written by the job before `done`.
+    std::thread thread;
+  };
+  std::unique_ptr<SnapshotJob> snapshot_job_;
 
   std::unique_ptr<NodeMetrics> metrics_;  ///< node_metrics.h: the etcd_server_* series.
   // A NOSPACE activation this member proposed is in flight (apply loop).

@@ -21,11 +21,13 @@ bool get_u32(std::string_view* b, uint32_t* v) {
 
 }  // namespace
 
-Result<std::string> build_snapshot_image(const MemberTable& members, kv::SnapshotStream& stream) {
-  std::string out(kMagic);
+Status write_snapshot_image(const MemberTable& members, kv::SnapshotStream& stream,
+                            const ImageSink& sink) {
+  std::string head(kMagic);
   const std::string table = encode_member_table(members);
-  put_u32(&out, static_cast<uint32_t>(table.size()));
-  out += table;
+  put_u32(&head, static_cast<uint32_t>(table.size()));
+  head += table;
+  RAFTKV_RETURN_IF_ERROR(sink(head));
   // Bounded by the store's size: each chunk is ~1 MiB of it.
   for (;;) {
     Result<std::optional<std::string>> c = stream.next_chunk();
@@ -36,10 +38,22 @@ Result<std::string> build_snapshot_image(const MemberTable& members, kv::Snapsho
       return Status::internal("snapshot image: kv chunk of " + std::to_string(chunk.size()) +
                               " bytes cannot be framed");
     }
-    put_u32(&out, static_cast<uint32_t>(chunk.size()));
-    out += chunk;
+    std::string len;
+    put_u32(&len, static_cast<uint32_t>(chunk.size()));
+    RAFTKV_RETURN_IF_ERROR(sink(len));
+    RAFTKV_RETURN_IF_ERROR(sink(chunk));
   }
-  put_u32(&out, 0);
+  std::string end;
+  put_u32(&end, 0);
+  return sink(end);
+}
+
+Result<std::string> build_snapshot_image(const MemberTable& members, kv::SnapshotStream& stream) {
+  std::string out;
+  RAFTKV_RETURN_IF_ERROR(write_snapshot_image(members, stream, [&out](std::string_view piece) {
+    out.append(piece);
+    return Status::ok();
+  }));
   return out;
 }
 

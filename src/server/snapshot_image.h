@@ -14,6 +14,7 @@
 // length against what remains, the end mark, and that nothing trails it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,8 +25,16 @@
 
 namespace raftkv::server {
 
-/// Builds an image from the member table and a store snapshot stream
-/// (consumed to its end).
+/// Receives an image piece by piece; a non-OK status stops the writing.
+using ImageSink = std::function<Status(std::string_view)>;
+
+/// Writes an image of the member table and a store snapshot stream (consumed
+/// to its end) into `sink`, one kv chunk (~1 MiB) at a time: memory stays
+/// bounded whatever the store's size.
+Status write_snapshot_image(const MemberTable& members, kv::SnapshotStream& stream,
+                            const ImageSink& sink);
+
+/// The same, into memory (small images and tests).
 Result<std::string> build_snapshot_image(const MemberTable& members, kv::SnapshotStream& stream);
 
 /// A parsed image: the member table and a cursor over the kv chunks.

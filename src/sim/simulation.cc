@@ -1003,7 +1003,9 @@ void Simulation::maybe_snapshot(Node& n) {
   // The server's rule (Node::maybe_make_snapshot, persist_local_snapshot):
   // every snapshot_every_ applied entries, flush the state machine, save its
   // image with the applied index, term and configuration, then compact the
-  // log up to a catch-up margin behind it.
+  // log up to a catch-up margin behind it. (The server writes the image on a
+  // thread of its own from a RocksDB snapshot taken at that applied index;
+  // here it is written at once, which is one of the orders that allows.)
   if (snapshot_every_ == 0 || !n.alive || !result_.ok) return;
   if (!n.snapshot_due && n.applied.value() < n.last_snapshot.value() + snapshot_every_) return;
   if (n.machine->applied_index() != n.applied) return;  // still replaying after a restart

@@ -125,12 +125,21 @@ Status DiskLogStorage::save(const raft::HardState* hard_state, std::span<const E
 
 Status DiskLogStorage::add_snapshot(const raft::Snapshot& snapshot) {
   if (!wal_->failure().is_ok()) return wal_->failure();
-  const raft::SnapshotMetadata& m = snapshot.metadata;
-  RAFTKV_CHECK_MSG(!snapshot.empty() && m.index <= last_index(), "add_snapshot past the log");
-  RAFTKV_RETURN_IF_ERROR(snapshots_->save(snapshot));
+  RAFTKV_CHECK_MSG(!snapshot.empty(), "add_snapshot of an empty snapshot");
+  Result<std::unique_ptr<SnapshotWriter>> w = snapshots_->begin(snapshot.metadata);
+  if (!w) return w.status();
+  RAFTKV_RETURN_IF_ERROR((*w)->append(snapshot.data));
+  return add_snapshot(**w);
+}
+
+Status DiskLogStorage::add_snapshot(SnapshotWriter& writer) {
+  if (!wal_->failure().is_ok()) return wal_->failure();
+  const raft::SnapshotMetadata& m = writer.metadata();
+  RAFTKV_CHECK_MSG(m.index != Index{} && m.index <= last_index(), "add_snapshot past the log");
+  RAFTKV_RETURN_IF_ERROR(writer.finish());
   if (!snapshot_meta_ || snapshot_meta_->index <= m.index) {
     snapshot_meta_ = m;
-    snapshot_path_ = join_path(snapshots_->dir(), snapshot_file_name(m.index, m.term));
+    snapshot_path_ = writer.path();
   }
   return Status::ok();
 }

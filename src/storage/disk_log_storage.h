@@ -60,6 +60,9 @@ class DiskLogStorage final : public raft::LogStorage {
   /// slow followers can still catch up from the log (a catch-up margin).
   /// REQUIRES: snapshot.metadata.index <= last_index() and the log holds it.
   Status add_snapshot(const raft::Snapshot& snapshot);
+  /// The same for a snapshot streamed into `writer` (from this storage's
+  /// snapshot_store(), possibly on another thread): finishes it here.
+  Status add_snapshot(SnapshotWriter& writer);
 
   /// Discards the log up to and including `index` (a snapshot covering it
   /// must already be in the snapshot store). Segments wholly below are deleted.

@@ -12,8 +12,11 @@
 // with the operating system's words and errno name in the message, e.g.
 // "write wal/0000.wal: No space left on device (ENOSPC)".
 //
-// Threading: a FileSystem and the Files it opens are used by one thread at a
-// time (the WAL belongs to the raft loop); they hold no locks.
+// Threading: a File is used by one thread at a time (the WAL belongs to the
+// raft loop); they hold no locks. The POSIX file system keeps no state of its
+// own, so different threads may use it and their own Files at once (the
+// server streams snapshot files on a thread of their own); the fault-injecting
+// one is single-threaded.
 #pragma once
 
 #include <cstdint>

@@ -132,7 +132,7 @@ Status SnapshotWriter::flush_chunk() {
 }
 
 Status SnapshotWriter::append(std::string_view data) {
-  RAFTKV_CHECK_MSG(!finished_, "append after finish");
+  RAFTKV_CHECK_MSG(!sealed_ && !finished_, "append after seal or finish");
   if (!failed_.is_ok()) return failed_;
   const uint64_t chunk = store_->options_.chunk_bytes;
   total_bytes_ += data.size();
@@ -146,15 +146,14 @@ Status SnapshotWriter::append(std::string_view data) {
   return Status::ok();
 }
 
-Status SnapshotWriter::finish() {
-  RAFTKV_CHECK_MSG(!finished_, "finish called twice");
+Status SnapshotWriter::seal() {
+  RAFTKV_CHECK_MSG(!sealed_ && !finished_, "seal after seal or finish");
   if (!failed_.is_ok()) return failed_;
   RAFTKV_RETURN_IF_ERROR(flush_chunk());
   std::string end;
   put_u32(&end, 0);
   put_u32(&end, end_crc(total_bytes_));
   put_u64(&end, total_bytes_);
-  FileSystem* fs = store_->fs_;
   auto fail = [&](Status s) {
     failed_ = s;
     return s;
@@ -162,9 +161,24 @@ Status SnapshotWriter::finish() {
   if (Status s = file_->pwrite(offset_, end); !s) return fail(s);
   if (Status s = file_->sync(); !s) return fail(s);
   file_.reset();
-  if (Status s = fs->rename(tmp_path_, final_path_); !s) return fail(s);
+  sealed_ = true;
+  return Status::ok();
+}
+
+Status SnapshotWriter::finish() {
+  RAFTKV_CHECK_MSG(!finished_, "finish called twice");
+  if (!failed_.is_ok()) return failed_;
+  if (!sealed_) RAFTKV_RETURN_IF_ERROR(seal());
+  FileSystem* fs = store_->fs_;
+  if (Status s = fs->rename(tmp_path_, final_path_); !s) {
+    failed_ = s;
+    return s;
+  }
   finished_ = true;  // The temp name is gone; nothing to clean up any more.
-  if (Status s = fs->sync_dir(store_->dir_); !s) return fail(s);
+  if (Status s = fs->sync_dir(store_->dir_); !s) {
+    failed_ = s;
+    return s;
+  }
   return store_->apply_retention();
 }
 
@@ -273,6 +287,7 @@ Result<std::vector<std::string>> SnapshotStore::list() {
 Result<std::unique_ptr<SnapshotWriter>> SnapshotStore::begin(const SnapshotMetadata& metadata) {
   std::unique_ptr<SnapshotWriter> w(new SnapshotWriter());
   w->store_ = this;
+  w->metadata_ = metadata;
   w->final_path_ = join_path(dir_, snapshot_file_name(metadata.index, metadata.term));
   w->tmp_path_ = w->final_path_ + ".tmp";
   Result<std::unique_ptr<File>> f = fs_->open(w->tmp_path_, OpenMode::kCreateTruncate);

@@ -35,7 +35,11 @@
 // no usable valid predecessor, choose() returns kCorruption: the member must be
 // rebuilt (remove its data directory and re-add it).
 //
-// Threading: one thread at a time per store, writer and reader.
+// Threading: one thread at a time per store, writer and reader. Exception:
+// begin(), and append()/seal() on the writer it returns, touch only the new
+// temporary file, so a background thread may stream a snapshot in while the
+// owning thread uses the store; finish() (rename, retention) belongs to the
+// owning thread again.
 #pragma once
 
 #include <cstdint>
@@ -65,10 +69,16 @@ class SnapshotWriter {
   ~SnapshotWriter();
   /// Adds image bytes (buffered up to chunk_bytes, then written).
   Status append(std::string_view data);
-  /// Writes the end record, syncs, renames into place, fsyncs the directory
-  /// and applies retention. OK means the snapshot is durable.
+  /// Writes the end record and syncs the temporary file: the slow part of
+  /// finishing, without making the snapshot visible. At most once.
+  Status seal();
+  /// Seals (if not yet), renames into place, fsyncs the directory and applies
+  /// retention. OK means the snapshot is durable.
   Status finish();
   const std::string& path() const { return final_path_; }
+  const raft::SnapshotMetadata& metadata() const { return metadata_; }
+  /// Image bytes appended so far.
+  uint64_t bytes() const { return total_bytes_; }
 
  private:
   friend class SnapshotStore;
@@ -79,9 +89,11 @@ class SnapshotWriter {
   std::unique_ptr<File> file_;
   std::string tmp_path_;
   std::string final_path_;
+  raft::SnapshotMetadata metadata_;
   std::string pending_;
   uint64_t offset_ = 0;
   uint64_t total_bytes_ = 0;
+  bool sealed_ = false;
   bool finished_ = false;
   Status failed_;
 };
@@ -91,6 +103,8 @@ class SnapshotWriter {
 class SnapshotReader {
  public:
   const raft::SnapshotMetadata& metadata() const { return metadata_; }
+  /// Image bytes appended so far.
+  uint64_t bytes() const { return total_bytes_; }
   /// Next chunk of image bytes into *out; returns false (and leaves *out
   /// empty) once the end record was read and checked. Every chunk is
   /// checksummed before it is returned.

@@ -144,6 +144,49 @@ TEST(DiskLogStorage, CompactDropsThePrefixAndReleasesSegments) {
   EXPECT_EQ(*s->snapshot(), snap(150, 1));
 }
 
+// A snapshot streamed in and sealed elsewhere (the server's snapshot thread)
+// becomes visible only when add_snapshot finishes it: until then a crash
+// leaves the old state, and an abandoned writer leaves nothing behind.
+TEST(DiskLogStorage, StreamedSnapshotIsPublishedOnlyWhenAdded) {
+  FaultFileSystem fs;
+  const raft::Snapshot want = snap(40, 2);
+  {
+    auto s = open_ok(&fs);
+    ASSERT_OK(s->save(nullptr, make_entries(1, 50, 2)));
+    {
+      Result<std::unique_ptr<SnapshotWriter>> dropped = s->snapshot_store().begin(snap(30, 2).metadata);
+      ASSERT_OK(dropped.status());
+      ASSERT_OK((*dropped)->append("abandoned"));
+    }
+    Result<std::unique_ptr<SnapshotWriter>> w = s->snapshot_store().begin(want.metadata);
+    ASSERT_OK(w.status());
+    for (size_t i = 0; i < want.data.size(); i += 7) {
+      ASSERT_OK((*w)->append(std::string_view(want.data).substr(i, 7)));
+    }
+    ASSERT_OK((*w)->seal());
+    EXPECT_EQ((*w)->bytes(), want.data.size());
+    EXPECT_TRUE(s->snapshot_store().list()->empty());
+    EXPECT_TRUE(s->snapshot()->empty());
+    fs.crash();
+  }
+  {
+    auto s = open_ok(&fs);
+    EXPECT_TRUE(s->snapshot()->empty());
+    EXPECT_TRUE(fs.list(std::string(kDir) + "/snap")->empty());  // no temp file survives
+    Result<std::unique_ptr<SnapshotWriter>> w = s->snapshot_store().begin(want.metadata);
+    ASSERT_OK(w.status());
+    ASSERT_OK((*w)->append(want.data));
+    ASSERT_OK((*w)->seal());
+    ASSERT_OK(s->add_snapshot(**w));
+    EXPECT_EQ(*s->snapshot(), want);
+    EXPECT_EQ(s->first_index(), Index(1));  // adding a snapshot discards no entry
+  }
+  fs.crash();
+  auto s = open_ok(&fs);
+  EXPECT_EQ(*s->snapshot(), want);
+  EXPECT_EQ(*s->entries(Index(1), Index(51), UINT64_MAX), make_entries(1, 50, 2));
+}
+
 TEST(DiskLogStorage, SnapshotInAReadyIsPersistedWithItsMarker) {
   FaultFileSystem fs;
   HardState hs{Term(5), NodeId(2), Index(100)};
