@@ -23,6 +23,11 @@
 //     index is, then compacts the log. Neither loop waits for the image, and
 //     memory stays bounded whatever the store's size. One at a time; an
 //     incoming snapshot cancels (and waits for) the one being made.
+//     A small item (a committed batch of up to 8 entries, or reads to
+//     release) that would find the apply loop idle is processed by the raft
+//     loop itself instead, under the same lock the apply loop holds for each
+//     item (apply_exec_mu_): that saves a wake-up and a context switch per
+//     lone request, and keeps the order of application.
 //   * callers (gRPC threads) only validate, propose or read; propose() and
 //     read_barrier() enqueue and return at once. Callbacks run later on the
 //     apply loop (or the raft loop for errors).
@@ -300,8 +305,9 @@ class Node {
   void maybe_auto_promote();
   void notify_removed_members();
 
-  // Apply loop.
+  // Apply loop (and the raft loop, for small items: push_apply).
   void apply_loop();
+  void process_apply_item(ApplyItem& item);
   void apply_committed(CommittedBatch& b);
   void apply_member_payload(const raft::Entry& e, bool rejected);
   void finish_member_waiter(const std::string& payload, Status st);
@@ -397,13 +403,17 @@ class Node {
   std::atomic<size_t> waiting_reads_{0};
 
   // Apply queue (guarded by apply_mu_).
+  /// Held while an apply item is processed, by the apply loop or by the raft
+  /// loop applying a small item inline; it guards the apply-loop state below.
+  /// Taken before apply_mu_.
+  std::mutex apply_exec_mu_;
   std::mutex apply_mu_;
   std::condition_variable apply_cv_;       ///< Apply loop waits for items.
   std::condition_variable apply_space_cv_; ///< Raft loop waits for space.
   std::deque<ApplyItem> apply_queue_;
   bool apply_stop_ = false;
 
-  // Apply-loop private state.
+  // Apply-loop state (guarded by apply_exec_mu_).
   std::multimap<raft::Index, ReadWaiter> pending_reads_;
   raft::ConfState applied_conf_;
   raft::Index applied_index_;   ///< Last entry seen by the apply loop (incl. skipped ones).
