@@ -39,6 +39,8 @@ namespace {
 constexpr uint64_t kCatchUpEntries = 5000;
 // Readys handled per raft-loop round before looking at the inbox again.
 constexpr int kMaxReadysPerRound = 64;
+// ReadIndex rounds one member has in flight at once (Node::issue_reads).
+constexpr size_t kMaxReadRoundsInFlight = 1;
 // How long the apply loop waits for readers to drop a replaced store.
 constexpr auto kStoreReleaseWait = 5s;
 
@@ -973,6 +975,12 @@ void Node::issue_reads(bool retry_inflight) {
     }
   }
   if (unsent_reads_.empty() || leader_.load() == 0) return;
+  // One ReadIndex round in flight per member, as etcd: reads arriving
+  // meanwhile wait for it to end and then share the next round. Under load
+  // the batches grow instead of the heartbeat rounds (each costs a message to
+  // and from every follower, and their wake-ups), and a lone read still goes
+  // at once.
+  if (inflight_reads_.size() >= kMaxReadRoundsInFlight) return;
   // The leader keeps pending reads by context, from every member at once:
   // the context names this member, so two members' reads never collide (a
   // collision failed a read with "a read with this context is already
@@ -1178,6 +1186,8 @@ void Node::handle_ready() {
     }
     last_index_ = core_->log().last_index().value();
     core_->advance(rd);
+    // A round ended: the reads that waited for it go now.
+    if (!rd.read_states.empty()) issue_reads(false);
     if (leader_changed) {
       issue_reads(true);
       last_leader_ = leader_.load();
@@ -1187,8 +1197,9 @@ void Node::handle_ready() {
 }
 
 namespace {
-// Committed batches up to this many entries may be applied by the raft loop
-// itself when the apply loop is idle (Node::push_apply).
+// Committed batches up to this many entries, and reads up to this many, may
+// be handled by the raft loop itself when the apply loop is idle
+// (Node::push_apply).
 constexpr size_t kInlineApplyEntries = 8;
 }  // namespace
 
@@ -1199,9 +1210,12 @@ void Node::push_apply(ApplyItem item) {
   // apply_exec_mu_ with the queue empty means every earlier item is done, so
   // the order of application is kept; larger batches still go to the apply
   // loop, which then works in parallel with the next WAL write.
+  // (Released reads run their range in the callback, so their count is
+  // bounded too.)
   const auto* batch = std::get_if<CommittedBatch>(&item);
-  if (std::holds_alternative<ReleaseReads>(item) ||
-      (batch != nullptr && batch->entries.size() <= kInlineApplyEntries)) {
+  const auto* reads = std::get_if<ReleaseReads>(&item);
+  if ((batch != nullptr && batch->entries.size() <= kInlineApplyEntries) ||
+      (reads != nullptr && reads->waiters.size() <= kInlineApplyEntries)) {
     std::unique_lock exec(apply_exec_mu_, std::try_to_lock);
     if (exec.owns_lock()) {
       bool idle = false;

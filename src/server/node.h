@@ -23,8 +23,8 @@
 //     index is, then compacts the log. Neither loop waits for the image, and
 //     memory stays bounded whatever the store's size. One at a time; an
 //     incoming snapshot cancels (and waits for) the one being made.
-//     A small item (a committed batch of up to 8 entries, or reads to
-//     release) that would find the apply loop idle is processed by the raft
+//     A small item (a committed batch of up to 8 entries, or up to 8 reads
+//     to release) that would find the apply loop idle is processed by the raft
 //     loop itself instead, under the same lock the apply loop holds for each
 //     item (apply_exec_mu_): that saves a wake-up and a context switch per
 //     lone request, and keeps the order of application.
