@@ -284,7 +284,9 @@ struct Store::TxnContext {
 };
 
 Store::Store(std::string dir, StoreOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)) {}
+    : dir_(std::move(dir)), options_(std::move(options)) {
+  event_prev_kv_.store(options_.event_prev_kv);
+}
 
 Store::~Store() {
   (void)close();
@@ -1040,6 +1042,31 @@ Result<mvccpb::KeyValue> Store::read_kv(std::string_view key, const KeyRev& r) c
   return kv;
 }
 
+Status Store::fill_prev_kv(mvccpb::Event* ev) const {
+  if (ev->has_prev_kv()) return Status::ok();
+  const mvccpb::KeyValue& kv = ev->kv();
+  if (ev->type() == mvccpb::Event::PUT && kv.version() <= 1) return Status::ok();  // created
+  KeyRev p;
+  {
+    std::shared_lock l(mu_);
+    // The newest change before the event's revision (a revision changes a
+    // key at most once). Null once compaction dropped it.
+    const KeyRev* r = index_.at(kv.key(), kv.mod_revision() - 1);
+    if (r == nullptr || r->tombstone) return Status::ok();
+    p = *r;
+  }
+  std::string rec;
+  rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), slice(keys::rev_key(p.main, p.sub)), &rec);
+  if (st.IsNotFound()) return Status::ok();  // physically compacted meanwhile
+  if (!st.ok()) return io(st, "read revision " + std::to_string(p.main));
+  bool tomb = false;
+  if (!decode_record(rec, &tomb, ev->mutable_prev_kv()) || tomb) {
+    ev->clear_prev_kv();
+    return Status::corruption("kv: bad record at revision " + std::to_string(p.main));
+  }
+  return Status::ok();
+}
+
 Result<RangeResponse> Store::range_in_txn(const RangeRequest& req, int64_t cur_rev) const {
   int64_t rev = req.revision();
   if (rev > cur_rev) return errors::future_rev();
@@ -1072,7 +1099,7 @@ void Store::put_key(TxnContext& t, std::string_view key, std::string_view value,
 
   mvccpb::Event ev;
   ev.set_type(mvccpb::Event::PUT);
-  if (live && options_.event_prev_kv) {
+  if (live && event_prev_kv()) {
     auto pkv = read_kv(key, *prev);
     RAFTKV_CHECK_MSG(pkv.is_ok(), "apply: the previous value of a live key is unreadable");
     *ev.mutable_prev_kv() = std::move(pkv.value());
@@ -1110,7 +1137,7 @@ void Store::delete_key(TxnContext& t, std::string_view key) {
   RAFTKV_CHECK(prev != nullptr && !prev->tombstone);
   mvccpb::Event ev;
   ev.set_type(mvccpb::Event::DELETE);
-  if (options_.event_prev_kv) {
+  if (event_prev_kv()) {
     auto pkv = read_kv(key, *prev);
     RAFTKV_CHECK_MSG(pkv.is_ok(), "apply: the previous value of a live key is unreadable");
     *ev.mutable_prev_kv() = std::move(pkv.value());

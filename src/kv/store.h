@@ -72,6 +72,8 @@ struct StoreOptions {
   /// validate(): most operations per txn branch (etcd default 128).
   int max_txn_ops = 128;
   /// Fill Event.prev_kv for every event (costs a value read per change).
+  /// The initial value of set_event_prev_kv(): a watch hub turns it off while
+  /// no watcher asked for prev_kv.
   bool event_prev_kv = true;
   /// RocksDB block cache.
   uint64_t block_cache_bytes = 64ull << 20;
@@ -226,6 +228,16 @@ class Store {
   /// Unavailable once close() starts. Any thread but the apply thread.
   Status compact_disk();
 
+  /// Whether apply() fills Event.prev_kv (one value read per change). Any
+  /// thread; takes effect from the next change applied.
+  void set_event_prev_kv(bool on) { event_prev_kv_.store(on, std::memory_order_relaxed); }
+  bool event_prev_kv() const { return event_prev_kv_.load(std::memory_order_relaxed); }
+
+  /// Fills ev->prev_kv, if it is empty, with the key's value before the
+  /// change `ev` describes (an event apply() produced): nothing for a put
+  /// that created the key, or if that value is compacted. Any thread.
+  Status fill_prev_kv(mvccpb::Event* ev) const;
+
   /// A consistent image at the current applied index. Any thread.
   Result<std::unique_ptr<SnapshotStream>> snapshot() const;
 
@@ -357,6 +369,7 @@ class Store {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<int64_t> revision_{1};
   std::atomic<int64_t> compact_revision_{-1};
+  std::atomic<bool> event_prev_kv_{true};
   std::atomic<int64_t> compact_at_nospace_{-1};
 
   // Apply-thread working state: ahead of the published one inside apply().

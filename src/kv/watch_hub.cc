@@ -41,8 +41,12 @@ bool key_in_watch_range(std::string_view key, std::string_view range_key,
 
 namespace {
 
-// The part of `rev` a watcher with `spec` receives.
-RevisionEvents filter_revision(const WatchSpec& spec, const RevisionEvents& rev) {
+// The part of `rev` a watcher with `spec` receives. `fill` supplies a
+// missing prev_kv for a watcher that asked for it (null: events carry it);
+// *fill_failed tells that it could not.
+RevisionEvents filter_revision(const WatchSpec& spec, const RevisionEvents& rev,
+                               const std::function<Status(mvccpb::Event*)>* fill = nullptr,
+                               bool* fill_failed = nullptr) {
   RevisionEvents out;
   out.revision = rev.revision;
   for (const mvccpb::Event& e : rev.events) {
@@ -50,7 +54,11 @@ RevisionEvents filter_revision(const WatchSpec& spec, const RevisionEvents& rev)
     if (e.type() == mvccpb::Event::DELETE && spec.filter_delete) continue;
     if (!key_in_watch_range(e.kv().key(), spec.key, spec.range_end)) continue;
     out.events.push_back(e);
-    if (!spec.prev_kv) out.events.back().clear_prev_kv();
+    if (!spec.prev_kv) {
+      out.events.back().clear_prev_kv();
+    } else if (fill != nullptr && !(*fill)(&out.events.back()).is_ok()) {
+      *fill_failed = true;
+    }
   }
   return out;
 }
@@ -60,7 +68,9 @@ RevisionEvents filter_revision(const WatchSpec& spec, const RevisionEvents& rev)
 WatchHub::WatchHub(StoreGetter get_store, WatchHubOptions options)
     : get_store_(std::move(get_store)), options_(options) {
   RAFTKV_CHECK(options_.max_buffered_events > 0);
-  revision_ = get_store_()->revision();
+  std::shared_ptr<Store> store = get_store_();
+  revision_ = store->revision();
+  store->set_event_prev_kv(false);  // until a watcher asks for prev_kv
   if (options_.start_worker) worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -89,6 +99,12 @@ Result<WatcherId> WatchHub::add(const WatchSpec& spec, WatchNotify notify,
   std::lock_guard lk(mu_);
   if (stopped_) return Status::unavailable("etcdserver: server stopped");
   w->id = next_id_++;
+  if (spec.prev_kv && prev_kv_watchers_++ == 0) {
+    // From the next change on, apply() reads the previous values; events of
+    // changes applied before (still on their way to feed()) are filled in
+    // there for this watcher.
+    get_store_()->set_event_prev_kv(true);
+  }
   w->next_revision = spec.start_revision > 0 ? spec.start_revision : revision_ + 1;
   w->synced = w->next_revision > revision_;
   if (start_revision != nullptr) *start_revision = w->next_revision;
@@ -100,7 +116,10 @@ Result<WatcherId> WatchHub::add(const WatchSpec& spec, WatchNotify notify,
 
 void WatchHub::remove(WatcherId id) {
   std::lock_guard lk(mu_);
-  watchers_.erase(id);
+  auto it = watchers_.find(id);
+  if (it == watchers_.end()) return;
+  if (it->second->spec.prev_kv && --prev_kv_watchers_ == 0) get_store_()->set_event_prev_kv(false);
+  watchers_.erase(it);
 }
 
 WatchDelivery WatchHub::take(WatcherId id, size_t max_events) {
@@ -158,17 +177,28 @@ void WatchHub::feed(const std::vector<RevisionEvents>& revisions) {
   std::vector<WatchNotify> notifies;
   {
     std::lock_guard lk(mu_);
+    // Only events applied before a prev_kv watcher arrived lack prev_kv.
+    std::shared_ptr<Store> store;
+    const std::function<Status(mvccpb::Event*)> fill = [&](mvccpb::Event* ev) {
+      if (ev->has_prev_kv()) return Status::ok();
+      if (store == nullptr) store = get_store_();
+      return store->fill_prev_kv(ev);
+    };
     for (const RevisionEvents& rev : revisions) {
       if (rev.revision <= revision_) continue;  // already covered by a swapped-in store
       for (auto& [id, wp] : watchers_) {
         Watcher& w = *wp;
         if (!w.synced || rev.revision < w.next_revision) continue;
-        RevisionEvents mine = filter_revision(w.spec, rev);
-        if (!w.buffer.empty() &&
-            w.buffered_events + mine.events.size() > options_.max_buffered_events) {
+        bool fill_failed = false;
+        RevisionEvents mine = filter_revision(w.spec, rev, &fill, &fill_failed);
+        if (fill_failed || (!w.buffer.empty() && w.buffered_events + mine.events.size() >
+                                                     options_.max_buffered_events)) {
           // Slow consumer: stop buffering; the worker reads this revision and
-          // the following ones from the store once the buffer is taken.
+          // the following ones from the store once the buffer is taken. The
+          // same for a prev_kv that could not be read here: the worker reads
+          // it with the revision, and a failure there is handled there.
           w.synced = false;
+          if (w.buffer.empty()) worker_cv_.notify_one();
           continue;
         }
         w.next_revision = rev.revision + 1;
@@ -188,6 +218,7 @@ void WatchHub::on_store_swapped() {
   std::lock_guard lk(mu_);
   ++store_epoch_;
   revision_ = store->revision();
+  store->set_event_prev_kv(prev_kv_watchers_ > 0);
   for (auto& [id, w] : watchers_) {
     if (w->compact_revision == 0 && w->next_revision <= revision_) w->synced = false;
   }

@@ -24,9 +24,16 @@
 // takes costs at most `max_buffered_events` (plus one revision) of memory: its
 // watcher goes unsynced and is caught up from the store later.
 //
+// prev_kv costs the store a value read per change, so the hub keeps the
+// store's Store::set_event_prev_kv on only while some watcher asked for it.
+// Changes applied before the first such watcher arrived reach feed() without
+// prev_kv; feed() reads it for that watcher (Store::fill_prev_kv), so no
+// event is ever delivered without the prev_kv it should carry.
+//
 // Threads: every method may be called from any thread, concurrently. feed()
 // and on_store_swapped() are for the node's apply loop and never block on a
-// consumer: they take the hub's mutex for in-memory work only (no I/O) and
+// consumer: they take the hub's mutex for in-memory work only (no I/O but
+// the prev_kv reads just described, at most once per change) and
 // call `notify` callbacks after releasing it. `notify` callbacks run on the
 // apply loop or the catch-up worker; they must be quick and must not block.
 // They may call take(), progress() and remove(): the hub's mutex is never held
@@ -189,6 +196,7 @@ class WatchHub {
   std::map<WatcherId, std::unique_ptr<Watcher>> watchers_;
   WatcherId next_id_ = 1;
   WatcherId catch_up_cursor_ = 0;  ///< Round-robin position among unsynced watchers.
+  size_t prev_kv_watchers_ = 0;    ///< Watchers with prev_kv: the store reads previous values.
   int64_t revision_ = 0;           ///< Last revision fed (or the store's at start/swap).
   uint64_t store_epoch_ = 0;       ///< +1 per store swap; pages read before one are dropped.
   bool stopped_ = false;

@@ -155,6 +155,53 @@ TEST(WatchHubTest, LiveEventsInOrderWithFiltersAndPrevKv) {
   EXPECT_EQ(hub.progress(w_key), 6);
 }
 
+// The store reads previous values only while a watcher asks for prev_kv;
+// changes applied before such a watcher arrived (still on their way to feed(),
+// as between an apply and its feed on the apply loop) get theirs in feed().
+TEST(WatchHubTest, PrevKvIsReadOnlyWhileAWatcherAsksForIt) {
+  TempDir tmp;
+  Fixture f(tmp.sub("a"));
+  WatchHub hub(f.getter(), manual());
+  auto plain = hub.add(spec("k"), [] {});
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_FALSE(f.store().event_prev_kv());
+  hub.feed(f.apply(put_req("k", "1")));                          // rev 2
+  std::vector<RevisionEvents> put2 = f.apply(put_req("k", "2"));  // rev 3, not fed yet
+  std::vector<RevisionEvents> del = f.apply(del_req("k"));        // rev 4, not fed yet
+  ASSERT_EQ(put2.size(), 1u);
+  EXPECT_FALSE(put2[0].events[0].has_prev_kv());  // no value read for it
+
+  WatchSpec with_prev = spec("k");
+  with_prev.prev_kv = true;
+  auto w = hub.add(with_prev, [] {});
+  ASSERT_TRUE(w.is_ok());
+  EXPECT_TRUE(f.store().event_prev_kv());
+  hub.feed(put2);
+  hub.feed(del);
+  hub.feed(f.apply(put_req("k", "3")));  // rev 5: creates the key again, no prev_kv
+  hub.feed(f.apply(put_req("k", "4")));  // rev 6: prev_kv read by apply()
+
+  Seen seen;
+  drain(hub, *w, &seen);
+  ASSERT_EQ(seen.revisions, (std::vector<int64_t>{3, 4, 5, 6}));
+  ASSERT_TRUE(seen.events[0].has_prev_kv());
+  EXPECT_EQ(seen.events[0].prev_kv().value(), "1");
+  EXPECT_EQ(seen.events[0].prev_kv().mod_revision(), 2);
+  EXPECT_EQ(seen.events[1].type(), mvccpb::Event::DELETE);
+  ASSERT_TRUE(seen.events[1].has_prev_kv());
+  EXPECT_EQ(seen.events[1].prev_kv().value(), "2");
+  EXPECT_FALSE(seen.events[2].has_prev_kv());
+  ASSERT_TRUE(seen.events[3].has_prev_kv());
+  EXPECT_EQ(seen.events[3].prev_kv().value(), "3");
+  Seen plain_seen;
+  drain(hub, *plain, &plain_seen);
+  EXPECT_EQ(plain_seen.revisions, (std::vector<int64_t>{2, 3, 4, 5, 6}));
+  for (const mvccpb::Event& e : plain_seen.events) EXPECT_FALSE(e.has_prev_kv());
+
+  hub.remove(*w);
+  EXPECT_FALSE(f.store().event_prev_kv());
+}
+
 TEST(WatchHubTest, EmptyRangeIsRefusedAndRemovedWatchersGetNothing) {
   TempDir tmp;
   Fixture f(tmp.sub("a"));
