@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <functional>
 #include <memory>
@@ -546,6 +547,10 @@ class Driver {
   // Completions deeper than this on one stack are handed to the pacer thread
   // instead of issuing inline, so a burst of immediate failures cannot recurse.
   static constexpr int kMaxInlineDepth = 16;
+  // A closed-loop client whose request failed with UNAVAILABLE (its endpoint
+  // is down or unreachable, so the next one would fail at once too) waits
+  // this long before its next request, instead of spinning on failures.
+  static constexpr Nanos kUnavailableBackoffNs = 20'000'000;
 
   void pace_open_loop() {
     for (uint64_t ticket = 0;; ++ticket) {
@@ -570,7 +575,20 @@ class Driver {
       Slot* s = nullptr;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !idle_.empty() || retired_ == slots_.size(); });
+        for (;;) {
+          // Clients backing off rejoin once their time has come.
+          const Nanos now = now_ns();
+          while (!backing_off_.empty() && backing_off_.begin()->first <= now) {
+            idle_.push_back(backing_off_.begin()->second);
+            backing_off_.erase(backing_off_.begin());
+          }
+          if (!idle_.empty() || retired_ == slots_.size()) break;
+          if (backing_off_.empty()) {
+            cv_.wait(lock);
+          } else {
+            cv_.wait_until(lock, to_time_point(backing_off_.begin()->first));
+          }
+        }
         if (idle_.empty()) return;
         s = idle_.back();
         idle_.pop_back();
@@ -606,6 +624,12 @@ class Driver {
       rec_.record_error(static_cast<int>(st.error_code()), st.error_message(), plan.send_at_ns,
                         done);
     }
+    if (!schedule_.open_loop() && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      std::lock_guard lock(mu_);
+      backing_off_.emplace(done + kUnavailableBackoffNs, &s);
+      cv_.notify_all();
+      return;
+    }
     thread_local int depth = 0;
     if (!schedule_.open_loop() && depth < kMaxInlineDepth) {
       ++depth;
@@ -626,6 +650,7 @@ class Driver {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot*> idle_;  // at most slots_.size()
+  std::multimap<Nanos, Slot*> backing_off_;  // closed loop: ready time -> client
   size_t retired_ = 0;
 };
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
@@ -150,6 +151,32 @@ class BenchWithoutEtcd(unittest.TestCase):
         finally:
             proc.terminate()
             self.assertEqual(proc.wait(timeout=10), 0, "stops cleanly on SIGTERM")
+            proc.stdout.close()
+
+    def test_closed_loop_backs_off_from_an_endpoint_that_went_down(self):
+        # Requests to a dead endpoint fail at once; each client waits a little
+        # before its next one instead of spinning (20 ms: at most ~50 errors
+        # per client per second, where spinning made hundreds of thousands).
+        self.assertTrue(FAKE, "RAFTKV_BENCH_FAKE_SERVER_BIN is not set")
+        proc = subprocess.Popen([FAKE, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+        try:
+            port = proc.stdout.readline().split()[1]
+            run = subprocess.Popen([BENCH, "put", "--endpoints", f"127.0.0.1:{port}", "--duration",
+                                    "3", "--clients", "10", "--conns", "2", "--json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            proc.kill()
+            out, err = run.communicate(timeout=60)
+            self.assertEqual(run.returncode, 0, err)
+            res = json.loads(out)
+            self.assertGreater(res["ops"], 0, res)
+            errors = res["errors"]
+            self.assertGreater(errors["total"], 0, errors)
+            self.assertEqual(set(errors["by_code"]), {"UNAVAILABLE"}, errors)
+            self.assertLess(errors["total"], 10 * 3 * 60, errors)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
             proc.stdout.close()
 
 
