@@ -861,13 +861,8 @@ Result<EventPage> Store::events_since(int64_t start_revision, std::string_view k
       if (c.tombstone) c.kv.set_mod_revision(c.main);
       if (next_prev < prevs.size() && prevs[next_prev].first == i) {
         const KeyRev& p = prevs[next_prev++].second;
-        std::string rec;
-        rocksdb::Status st = db_->Get(ro, keys::rev_key(p.main, p.sub), &rec);
-        if (!st.ok()) return io(st, "history prev read");
-        bool tomb = false;
-        if (!decode_record(rec, &tomb, ev.mutable_prev_kv()) || tomb) {
-          return Status::corruption("kv: bad record at revision " + std::to_string(p.main));
-        }
+        // Under the page's RocksDB snapshot the record cannot be gone.
+        RAFTKV_RETURN_IF_ERROR(read_committed_kv(ro, p, ev.mutable_prev_kv()));
       }
       *ev.mutable_kv() = std::move(c.kv);
       if (page.revisions.empty() || page.revisions.back().revision != c.main) {
@@ -1055,14 +1050,21 @@ Status Store::fill_prev_kv(mvccpb::Event* ev) const {
     if (r == nullptr || r->tombstone) return Status::ok();
     p = *r;
   }
+  Status st = read_committed_kv(rocksdb::ReadOptions(), p, ev->mutable_prev_kv());
+  if (st.is_ok()) return st;
+  ev->clear_prev_kv();
+  return st.code() == Code::kNotFound ? Status::ok() : st;  // physically compacted meanwhile
+}
+
+Status Store::read_committed_kv(const rocksdb::ReadOptions& ro, const KeyRev& r,
+                                mvccpb::KeyValue* out) const {
   std::string rec;
-  rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), slice(keys::rev_key(p.main, p.sub)), &rec);
-  if (st.IsNotFound()) return Status::ok();  // physically compacted meanwhile
-  if (!st.ok()) return io(st, "read revision " + std::to_string(p.main));
+  rocksdb::Status st = db_->Get(ro, slice(keys::rev_key(r.main, r.sub)), &rec);
+  if (st.IsNotFound()) return Status::not_found("kv: revision " + std::to_string(r.main) + " is gone");
+  if (!st.ok()) return io(st, "read revision " + std::to_string(r.main));
   bool tomb = false;
-  if (!decode_record(rec, &tomb, ev->mutable_prev_kv()) || tomb) {
-    ev->clear_prev_kv();
-    return Status::corruption("kv: bad record at revision " + std::to_string(p.main));
+  if (!decode_record(rec, &tomb, out) || tomb) {
+    return Status::corruption("kv: bad record at revision " + std::to_string(r.main));
   }
   return Status::ok();
 }

@@ -52,6 +52,7 @@
 namespace rocksdb {
 class DB;
 class Snapshot;
+struct ReadOptions;
 }  // namespace rocksdb
 
 namespace raftkv::kv {
@@ -343,6 +344,10 @@ class Store {
   void finish_txn(TxnContext& t, ApplyResult* result);
   Result<std::string> read_value(int64_t main, uint32_t sub) const;               // apply thread
   Result<mvccpb::KeyValue> read_kv(std::string_view key, const KeyRev& r) const;  // apply thread
+  // The live record of change `r` from RocksDB as of `ro` (never the apply
+  // thread's pending batch): kNotFound if it is gone. Any thread.
+  Status read_committed_kv(const rocksdb::ReadOptions& ro, const KeyRev& r,
+                           mvccpb::KeyValue* out) const;
   Result<etcdserverpb::RangeResponse> range_in_txn(const etcdserverpb::RangeRequest& req,
                                                    int64_t cur_rev) const;
   bool over_quota(uint64_t cost_bytes) const;
