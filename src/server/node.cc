@@ -1580,7 +1580,7 @@ void Node::maybe_make_snapshot() {
   job->thread = std::thread([this, j, store = std::move(store), stream = std::move(*view),
                              members = members()]() mutable {
     const auto start = Clock::now();
-    Status st = write_local_snapshot(*j, store, stream, members);
+    Status st = write_local_snapshot(*j, *store, *stream, members);
     stream.reset();  // releases the RocksDB snapshot before the store may go
     store.reset();
     if (st.is_ok()) {
@@ -1594,18 +1594,17 @@ void Node::maybe_make_snapshot() {
   snapshot_job_ = std::move(job);
 }
 
-Status Node::write_local_snapshot(SnapshotJob& job, const std::shared_ptr<kv::Store>& store,
-                                  std::unique_ptr<kv::SnapshotStream>& stream,
+Status Node::write_local_snapshot(SnapshotJob& job, kv::Store& store, kv::SnapshotStream& stream,
                                   const MemberTable& members) {
   // Flushed first: the store's durable applied index must never be below the
   // snapshot's (the log before it may be discarded). The flush persists at
   // least everything the RocksDB snapshot holds.
-  RAFTKV_RETURN_IF_ERROR(store->flush());
+  RAFTKV_RETURN_IF_ERROR(store.flush());
   Result<std::unique_ptr<storage::SnapshotWriter>> w =
       log_->snapshot_store().begin(job.metadata);
   if (!w) return w.status();
   RAFTKV_RETURN_IF_ERROR(
-      write_snapshot_image(members, *stream, [&job, &w](std::string_view piece) {
+      write_snapshot_image(members, stream, [&job, &w](std::string_view piece) {
         if (job.cancel.load(std::memory_order_relaxed)) {
           return Status::aborted("snapshot cancelled");
         }

@@ -314,8 +314,7 @@ class Node {
   void install_snapshot(const raft::Snapshot& snap);
   void maybe_make_snapshot();
   struct SnapshotJob;
-  Status write_local_snapshot(SnapshotJob& job, const std::shared_ptr<kv::Store>& store,
-                              std::unique_ptr<kv::SnapshotStream>& stream,
+  Status write_local_snapshot(SnapshotJob& job, kv::Store& store, kv::SnapshotStream& stream,
                               const MemberTable& members);
   void reap_snapshot_job(bool cancel);
   void release_reads();

@@ -172,6 +172,7 @@ class KvMachine final : public Machine {
   }
 
   std::shared_ptr<kv::Store> kv_store() const override { return store_; }
+  const std::vector<kv::RevisionEvents>& last_events() const override { return last_events_; }
 
  private:
   // The store deletes the records a compaction made obsolete on a thread of
@@ -186,10 +187,6 @@ class KvMachine final : public Machine {
                      "the store's physical compaction did not finish within 2 minutes");
   }
 
- public:
-  const std::vector<kv::RevisionEvents>& last_events() const override { return last_events_; }
-
- private:
   std::shared_ptr<kv::Store> store_;
   std::vector<kv::RevisionEvents> last_events_;
 };
