@@ -12,9 +12,13 @@
 
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include <absl/synchronization/mutex.h>
+#if RAFTKV_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -37,6 +41,21 @@ spdlog::level::level_enum to_spdlog(raftkv::server::LogLevel l) {
     case LogLevel::kFatal: return spdlog::level::critical;
   }
   return spdlog::level::info;
+}
+
+// The allocator serving this process, read from the allocator itself, so
+// the log says what the process really runs with.
+std::string allocator_name() {
+#if RAFTKV_JEMALLOC
+  const char* version = nullptr;
+  size_t len = sizeof(version);
+  if (mallctl("version", static_cast<void*>(&version), &len, nullptr, 0) == 0 && version) {
+    return std::string("jemalloc ") + version;
+  }
+  return "jemalloc (version unknown)";
+#else
+  return "glibc malloc";
+#endif
 }
 
 }  // namespace
@@ -72,6 +91,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
   spdlog::set_level(to_spdlog(cfg.log_level));
   spdlog::flush_on(spdlog::level::info);
+  spdlog::info("memory allocator: {}", allocator_name());
 
   // Every thread started from here on inherits the blocked signals; main
   // alone receives them through sigwait.
