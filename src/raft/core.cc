@@ -42,6 +42,13 @@ MessageType vote_response_type(MessageType t) {
   return t == MessageType::kVote ? MessageType::kVoteResponse : MessageType::kPreVoteResponse;
 }
 
+bool all_normal(const std::vector<Entry>& ents) {
+  for (const Entry& e : ents) {
+    if (e.type != EntryType::kNormal) return false;
+  }
+  return true;
+}
+
 uint64_t payload_bytes(const std::vector<Entry>& ents) {
   uint64_t n = 0;
   for (const Entry& e : ents) n += e.data.size();
@@ -178,6 +185,7 @@ void Core::reset(Term term) {
   uncommitted_bytes_ = 0;
   read_only_.reset();
   reads_awaiting_commit_.clear();
+  append_due_.clear();
 }
 
 void Core::become_follower(Term term, NodeId leader) {
@@ -658,15 +666,11 @@ void Core::handle_append_response(const Message& m, Progress& pr) {
   if (maybe_commit()) {
     on_commit_advanced();
     bcast_append();
-  } else if (was_paused) {
-    maybe_send_append(m.from, true);
   }
-  // Pipeline: keep sending while the window allows (bounded by the inflight
-  // capacity, each send consuming a slot, and by the log's end).
+  // Pipeline: entries the window held back go at the next Ready (an empty
+  // append, if the window was shut, exposes a gap the acks left).
+  mark_append_due(m.from, was_paused);
   Progress* p = tracker_.get(m.from);
-  for (size_t i = 0; p != nullptr && i < cfg_.max_inflight_msgs; ++i) {
-    if (!maybe_send_append(m.from, false)) break;
-  }
   if (p != nullptr && m.from == lead_transferee_ && p->match == log_.last_index()) {
     send_timeout_now(m.from);
   }
@@ -882,7 +886,25 @@ void Core::send_heartbeat(NodeId to, const std::string& ctx) {
 
 void Core::bcast_append() {
   for (auto& [id, pr] : tracker_.progress) {
-    if (id != id_) maybe_send_append(id, true);
+    if (id != id_) mark_append_due(id, true);
+  }
+}
+
+void Core::mark_append_due(NodeId to, bool send_if_empty) {
+  bool& if_empty = append_due_[to];
+  if_empty = if_empty || send_if_empty;
+}
+
+void Core::flush_appends() {
+  std::map<NodeId, bool> due;
+  due.swap(append_due_);
+  if (role_ != Role::kLeader) return;
+  for (const auto& [id, send_if_empty] : due) {
+    if (!maybe_send_append(id, send_if_empty)) continue;
+    // Pipeline what one message could not carry, while the window allows.
+    for (size_t i = 1; i < cfg_.max_inflight_msgs; ++i) {
+      if (!maybe_send_append(id, false)) break;
+    }
   }
 }
 
@@ -998,6 +1020,21 @@ Status Core::read_index(std::string ctx) {
 
 Status Core::forward_to_leader(Message m, const char* no_leader_message) {
   if (leader_ == kNoNode) return Status::unavailable(no_leader_message);
+  // Client proposals forwarded back to back travel as one message, up to
+  // the size of one append (conf changes travel alone: the leader refuses a
+  // message whole if one of its entries does not fit the configuration).
+  if (m.type == MessageType::kPropose && !msgs_.empty() && all_normal(m.entries)) {
+    Message& last = msgs_.back();
+    const uint64_t bytes = payload_bytes(m.entries);
+    if (last.type == MessageType::kPropose && last.to == leader_ && all_normal(last.entries) &&
+        forwarded_bytes_ + bytes <= cfg_.max_size_per_msg_bytes) {
+      last.entries.insert(last.entries.end(), std::make_move_iterator(m.entries.begin()),
+                          std::make_move_iterator(m.entries.end()));
+      forwarded_bytes_ += bytes;
+      return Status::ok();
+    }
+  }
+  if (m.type == MessageType::kPropose) forwarded_bytes_ = payload_bytes(m.entries);
   m.to = leader_;
   send(std::move(m));
   return Status::ok();
@@ -1148,6 +1185,13 @@ void Core::send(Message m) {
 
 bool Core::has_ready() const {
   if (ready_outstanding_) return false;
+  if (role_ == Role::kLeader) {
+    for (const auto& [id, send_if_empty] : append_due_) {
+      const Progress* pr = tracker_.get(id);
+      if (pr != nullptr && !pr->is_paused() && (send_if_empty || pr->next <= log_.last_index()))
+        return true;
+    }
+  }
   if (soft_state() != prev_soft_) return true;
   if (hard_state() != prev_hard_) return true;
   if (log_.unstable().snapshot || !log_.unstable().entries.empty()) return true;
@@ -1157,6 +1201,7 @@ bool Core::has_ready() const {
 
 Ready Core::ready() {
   RAFTKV_CHECK_MSG(!ready_outstanding_, "raft: ready() called again before advance()");
+  flush_appends();
   Ready rd;
   rd.entries = log_.unstable().entries;
   rd.snapshot = log_.unstable().snapshot;

@@ -268,7 +268,15 @@ class Core {
   bool maybe_send_append(NodeId to, bool send_if_empty);
   bool maybe_send_snapshot(NodeId to, Progress& pr);
   void send_heartbeat(NodeId to, const std::string& ctx);
+  /// Marks every follower as due an append (with `send_if_empty`, an empty
+  /// one carries a new commit index); flush_appends sends them.
   void bcast_append();
+  void mark_append_due(NodeId to, bool send_if_empty);
+  /// Sends the appends marked due since the last Ready, as many as each
+  /// follower's window allows. Called when the next Ready is built, so every
+  /// proposal and commit advance of one batch of steps shares one message per
+  /// follower instead of one each.
+  void flush_appends();
   void bcast_heartbeat(const std::string& ctx);
   bool maybe_commit();
   void on_commit_advanced();
@@ -337,6 +345,12 @@ class Core {
   uint64_t rng_state_;
 
   // Output buffers, moved into the next Ready.
+  /// Leader: followers due an append at the next Ready, and whether an empty
+  /// one is wanted (to carry the commit index). Cleared on every role change.
+  std::map<NodeId, bool> append_due_;
+  /// Payload bytes of the last message in msgs_ when it is a forwarded
+  /// proposal (forward_to_leader merges the next one into it).
+  uint64_t forwarded_bytes_ = 0;
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;
   std::vector<ReadState> read_states_;

@@ -33,6 +33,15 @@ std::vector<Message> of_type(const std::vector<Message>& ms, MessageType t) {
   return out;
 }
 
+ConfChange cc_of(std::vector<ConfChangeSingle> changes, std::string ctx = "",
+                 ConfChangeTransition t = ConfChangeTransition::kAuto) {
+  ConfChange cc;
+  cc.changes = std::move(changes);
+  cc.context = std::move(ctx);
+  cc.transition = t;
+  return cc;
+}
+
 /// Replaces node `id`'s durable state with `log` (terms for indexes 1..n) and
 /// hard state term `term`, then restarts it.
 void seed_log(Cluster& c, uint64_t id, std::vector<uint64_t> terms, uint64_t term,
@@ -589,6 +598,60 @@ TEST(Replication, replicate_state_pipelines_up_to_max_inflight) {
   EXPECT_EQ(c->core(1).status().progress.at(N(2)).inflight_msgs, 3u);
 }
 
+TEST(Replication, proposals_of_one_batch_share_one_append_per_follower) {
+  auto c = three_with_leader();
+  for (const char* p : {"a", "b", "c"}) ASSERT_TRUE(c->core(1).propose(p).is_ok());
+  auto ap = of_type(c->drain(1), MessageType::kAppend);
+  ASSERT_EQ(ap.size(), 2u);  // one to each follower
+  for (const Message& m : ap) {
+    ASSERT_EQ(m.entries.size(), 3u);
+    EXPECT_EQ(m.entries[0].data, "a");
+    EXPECT_EQ(m.entries[2].data, "c");
+  }
+}
+
+TEST(Replication, commit_advances_of_one_batch_share_one_append_per_follower) {
+  auto c = three_with_leader();
+  ASSERT_TRUE(c->core(1).propose("a").is_ok());  // index 2
+  c->drain(1);
+  ASSERT_TRUE(c->core(1).propose("b").is_ok());  // index 3
+  c->drain(1);
+  // Two acknowledgements from node 2, each moving the commit index.
+  for (uint64_t idx : {2, 3}) {
+    Message ack = msg(MessageType::kAppendResponse, 2, 1, 1);
+    ack.index = I(idx);
+    ASSERT_TRUE(c->core(1).step(ack).is_ok());
+  }
+  EXPECT_EQ(c->core(1).status().hard_state.commit, I(3));
+  auto ap = of_type(c->drain(1), MessageType::kAppend);
+  ASSERT_EQ(ap.size(), 2u);  // one to each follower, carrying the newest commit
+  for (const Message& m : ap) {
+    EXPECT_TRUE(m.entries.empty());
+    EXPECT_EQ(m.commit, I(3));
+  }
+}
+
+TEST(Replication, follower_forwards_back_to_back_proposals_in_one_message) {
+  auto c = three_with_leader([](Config& cfg) {
+    cfg.pre_vote = false;
+    cfg.max_size_per_msg_bytes = 100;
+  });
+  ASSERT_TRUE(c->core(2).propose(std::string(40, 'a')).is_ok());
+  ASSERT_TRUE(c->core(2).propose(std::string(40, 'b')).is_ok());
+  ASSERT_TRUE(c->core(2).propose(std::string(40, 'c')).is_ok());  // over 100 bytes: a new one
+  ASSERT_TRUE(
+      c->core(2).propose_conf_change(cc_of({{ConfChangeType::kAddLearner, N(4)}})).is_ok());
+  ASSERT_TRUE(c->core(2).propose("d").is_ok());
+  auto props = of_type(c->drain(2), MessageType::kPropose);
+  ASSERT_EQ(props.size(), 4u);
+  EXPECT_EQ(props[0].entries.size(), 2u);
+  EXPECT_EQ(props[1].entries.size(), 1u);
+  ASSERT_EQ(props[2].entries.size(), 1u);  // a conf change travels alone
+  EXPECT_EQ(props[2].entries[0].type, EntryType::kConfChange);
+  EXPECT_EQ(props[3].entries.size(), 1u);
+  for (const Message& m : props) EXPECT_EQ(m.to, N(1));
+}
+
 TEST(Replication, inflight_byte_bound_pauses_replication) {
   auto c = three_with_leader([](Config& cfg) {
     cfg.pre_vote = false;
@@ -923,15 +986,6 @@ TEST(Transfer, transfer_to_learner_is_refused) {
 }
 
 // ============================ Membership (ch. 4) =============================
-
-ConfChange cc_of(std::vector<ConfChangeSingle> changes, std::string ctx = "",
-                 ConfChangeTransition t = ConfChangeTransition::kAuto) {
-  ConfChange cc;
-  cc.changes = std::move(changes);
-  cc.context = std::move(ctx);
-  cc.transition = t;
-  return cc;
-}
 
 TEST(Membership, learner_receives_log_but_does_not_count_for_commit) {
   Cluster c({1, 2, 3}, no_prevote, {4});
