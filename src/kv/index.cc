@@ -5,9 +5,16 @@
 namespace raftkv::kv {
 
 void Index::append(std::string_view key, const KeyRev& r) {
-  auto it = keys_.find(key);
-  if (it == keys_.end()) it = keys_.emplace(std::string(key), std::vector<KeyRev>{}).first;
-  auto& revs = it->second;
+  Slot s = find(key);
+  append(s, key, r);
+}
+
+void Index::append(Slot& s, std::string_view key, const KeyRev& r) {
+  if (!s.found_) {
+    s.it_ = keys_.emplace_hint(s.it_, std::string(key), std::vector<KeyRev>{});
+    s.found_ = true;
+  }
+  auto& revs = s.it_->second;
   RAFTKV_CHECK_MSG(revs.empty() || revs.back().main < r.main ||
                        (revs.back().main == r.main && revs.back().sub < r.sub),
                    "index changes must be appended in revision order");

@@ -14,10 +14,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <absl/container/btree_map.h>
 
 namespace raftkv::kv {
 
@@ -66,6 +67,39 @@ class Index {
   static uint64_t entry_bytes(size_t key_bytes, const KeyRev& r) {
     return key_bytes + r.value_bytes + kRevisionOverheadBytes;
   }
+
+  using Map = absl::btree_map<std::string, std::vector<KeyRev>, std::less<>>;
+
+  /// A key's place in the index, found with one lookup and then used for the
+  /// reads and the append of one change (the apply path makes one lookup per
+  /// put instead of three). Any other change to the index invalidates it.
+  class Slot {
+   public:
+    bool found() const { return found_; }
+
+   private:
+    friend class Index;
+    Map::iterator it_;
+    bool found_ = false;
+  };
+  Slot find(std::string_view key) {
+    Slot s;
+    s.it_ = keys_.lower_bound(key);
+    s.found_ = s.it_ != keys_.end() && s.it_->first == key;
+    return s;
+  }
+  /// The slot's newest change, or nullptr.
+  const KeyRev* latest(const Slot& s) const {
+    return !s.found_ || s.it_->second.empty() ? nullptr : &s.it_->second.back();
+  }
+  /// The slot's newest change with main <= rev, or nullptr.
+  const KeyRev* at(const Slot& s, int64_t rev) const {
+    return s.found_ ? at_in(s.it_->second, rev) : nullptr;
+  }
+  /// Records a new change of the slot's key (inserting the key if it was not
+  /// found); the slot then refers to it. REQUIRES: `key` is the slot's key and
+  /// (r.main, r.sub) is newer than its latest change.
+  void append(Slot& s, std::string_view key, const KeyRev& r);
 
   /// The key's newest change, or nullptr.
   const KeyRev* latest(std::string_view key) const {
@@ -135,7 +169,9 @@ class Index {
     return it == revs.begin() ? nullptr : &*(it - 1);
   }
 
-  std::map<std::string, std::vector<KeyRev>, std::less<>> keys_;
+  // A B-tree, not std::map: a lookup on a large store touches a few nodes of
+  // many keys each instead of one node per comparison (docs/kv.md).
+  Map keys_;
   uint64_t logical_bytes_ = 0;
 };
 

@@ -1086,10 +1086,11 @@ Result<RangeResponse> Store::range_in_txn(const RangeRequest& req, int64_t cur_r
   });
 }
 
-void Store::put_key(TxnContext& t, std::string_view key, std::string_view value, int64_t lease) {
+void Store::put_key(TxnContext& t, Index::Slot& slot, std::string_view key,
+                    std::string_view value, int64_t lease) {
   const int64_t main = t.write_rev();
   const uint32_t sub = t.changes++;
-  const KeyRev* prev = index_.latest(key);
+  const KeyRev* prev = index_.latest(slot);
   const bool live = prev != nullptr && !prev->tombstone;
   KeyRev r;
   r.main = main;
@@ -1114,17 +1115,17 @@ void Store::put_key(TxnContext& t, std::string_view key, std::string_view value,
   kv->set_version(r.version);
   kv->set_value(std::string(value));
   kv->set_lease(lease);
-  record_change(key, r, *kv, old_lease);
+  record_change(slot, key, r, *kv, old_lease);
   t.events.push_back(std::move(ev));
 }
 
-void Store::record_change(std::string_view key, const KeyRev& r, const mvccpb::KeyValue& stored,
-                          int64_t old_lease) {
+void Store::record_change(Index::Slot& slot, std::string_view key, const KeyRev& r,
+                          const mvccpb::KeyValue& stored, int64_t old_lease) {
   std::string record(1, r.tombstone ? keys::kTombstoneRecord : keys::kPutRecord);
   stored.AppendToString(&record);
   pending_->batch.Put(slice(keys::rev_key(r.main, r.sub)), slice(record));
   std::unique_lock l(mu_);
-  index_.append(key, r);
+  index_.append(slot, key, r);
   if (old_lease != 0) {
     auto it = leases_.find(old_lease);
     if (it != leases_.end()) it->second.keys.erase(std::string(key));
@@ -1135,7 +1136,8 @@ void Store::record_change(std::string_view key, const KeyRev& r, const mvccpb::K
 void Store::delete_key(TxnContext& t, std::string_view key) {
   const int64_t main = t.write_rev();
   const uint32_t sub = t.changes++;
-  const KeyRev* prev = index_.latest(key);
+  Index::Slot slot = index_.find(key);
+  const KeyRev* prev = index_.latest(slot);
   RAFTKV_CHECK(prev != nullptr && !prev->tombstone);
   mvccpb::Event ev;
   ev.set_type(mvccpb::Event::DELETE);
@@ -1151,7 +1153,7 @@ void Store::delete_key(TxnContext& t, std::string_view key) {
   r.tombstone = true;
   mvccpb::KeyValue stored;
   stored.set_key(std::string(key));
-  record_change(key, r, stored, old_lease);
+  record_change(slot, key, r, stored, old_lease);
   // A delete event carries the key and the deleting revision (etcd).
   ev.mutable_kv()->set_key(std::string(key));
   ev.mutable_kv()->set_mod_revision(main);
@@ -1166,7 +1168,8 @@ void Store::finish_txn(TxnContext& t, ApplyResult* result) {
 
 Status Store::apply_put(TxnContext& t, const etcdserverpb::PutRequest& req,
                         etcdserverpb::PutResponse* resp) {
-  const KeyRev* prev = index_.at(req.key(), t.read_rev());
+  Index::Slot slot = index_.find(req.key());
+  const KeyRev* prev = index_.at(slot, t.read_rev());
   const bool live = prev != nullptr && !prev->tombstone;
   if ((req.ignore_value() || req.ignore_lease()) && !live) return errors::key_not_found();
   std::optional<mvccpb::KeyValue> prev_kv;
@@ -1177,7 +1180,7 @@ Status Store::apply_put(TxnContext& t, const etcdserverpb::PutRequest& req,
   }
   const int64_t lease = req.ignore_lease() ? prev->lease : req.lease();
   const std::string& value = req.ignore_value() ? prev_kv->value() : req.value();
-  put_key(t, req.key(), value, lease);
+  put_key(t, slot, req.key(), value, lease);
   if (req.prev_kv() && prev_kv) *resp->mutable_prev_kv() = std::move(*prev_kv);
   resp->mutable_header()->set_revision(t.write_rev());
   return Status::ok();

@@ -335,12 +335,14 @@ class Store {
                            etcdserverpb::LeaseGrantResponse* resp);
   Status apply_lease_revoke(const etcdserverpb::LeaseRevokeRequest& req,
                             etcdserverpb::LeaseRevokeResponse* resp, ApplyResult* result);
-  void put_key(TxnContext& t, std::string_view key, std::string_view value, int64_t lease);
+  /// `slot` is `key`'s, found by the caller (one index lookup per put).
+  void put_key(TxnContext& t, Index::Slot& slot, std::string_view key, std::string_view value,
+               int64_t lease);
   void delete_key(TxnContext& t, std::string_view key);
   // Stages one change in the pending batch and the index, moving the key
   // between leases (from old_lease to r.lease).
-  void record_change(std::string_view key, const KeyRev& r, const mvccpb::KeyValue& stored,
-                     int64_t old_lease);
+  void record_change(Index::Slot& slot, std::string_view key, const KeyRev& r,
+                     const mvccpb::KeyValue& stored, int64_t old_lease);
   void finish_txn(TxnContext& t, ApplyResult* result);
   Result<std::string> read_value(int64_t main, uint32_t sub) const;               // apply thread
   Result<mvccpb::KeyValue> read_kv(std::string_view key, const KeyRev& r) const;  // apply thread
