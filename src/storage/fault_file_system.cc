@@ -90,6 +90,7 @@ class FaultFileSystem::Handle final : public File {
     RAFTKV_RETURN_IF_ERROR(usable(true));
     ++fs_->write_calls_;
     RAFTKV_RETURN_IF_ERROR(fs_->check_write(path_));
+    fs_->bytes_written_ += data.size();
     Inode::Op op;
     op.is_write = true;
     op.offset = offset;

@@ -100,6 +100,7 @@ class FaultFileSystem final : public FileSystem {
 
   uint64_t read_calls() const { return read_calls_; }    ///< File::read calls.
   uint64_t write_calls() const { return write_calls_; }  ///< pwrite + append calls.
+  uint64_t bytes_written() const { return bytes_written_; }  ///< By pwrite + append.
   uint64_t sync_calls() const { return sync_calls_; }    ///< File::sync calls.
   uint64_t dir_sync_calls() const { return dir_sync_calls_; }
 
@@ -123,6 +124,7 @@ class FaultFileSystem final : public FileSystem {
   uint64_t syncs_before_failure_ = 0;
   uint64_t read_calls_ = 0;
   uint64_t write_calls_ = 0;
+  uint64_t bytes_written_ = 0;
   uint64_t sync_calls_ = 0;
   uint64_t dir_sync_calls_ = 0;
 };

@@ -36,6 +36,15 @@ uint64_t payload_bytes(const Entry& e) {
   return 17 + e.data.size();
 }
 
+// How far ahead of the records the WAL writes zeros into a segment.
+// fallocate reserves a segment's blocks as unwritten extents; the first
+// write to such a block makes fdatasync also write the extent's metadata
+// (measured on ext4: ~190 us per write+fdatasync instead of ~125 us, and a
+// third more CPU). Writing zeros ahead in 1 MiB steps pays that once per
+// MiB of log instead of once per batch; zeros are what recovery reads as
+// unwritten space anyway.
+constexpr uint64_t kZeroAheadBytes = 1 << 20;
+
 }  // namespace
 
 struct Wal::Segment {
@@ -45,6 +54,19 @@ struct Wal::Segment {
   uint64_t capacity_bytes = 0;  ///< File size (preallocated).
   uint64_t max_index = 0;       ///< Highest entry index recorded in it (0: none).
   uint64_t end_offset = 0;      ///< End of its last complete batch (recovery).
+  /// Bytes from the start that were written, with records or zeros, and so
+  /// are no longer unwritten (preallocated) extents.
+  uint64_t written_end = 0;
+
+  /// Appends to `bytes`, about to be written at `offset`, the zeros that keep
+  /// the written part of the segment kZeroAheadBytes ahead of the records.
+  void pad_with_zeros_ahead(uint64_t offset, std::string* bytes) {
+    const uint64_t end = offset + bytes->size();
+    if (end <= written_end) return;
+    const uint64_t target = std::max(end, std::min(capacity_bytes, end + kZeroAheadBytes));
+    bytes->append(target - end, '\0');
+    written_end = target;
+  }
 };
 
 Wal::Wal(FileSystem* fs, std::string dir, WalOptions options)
@@ -158,11 +180,13 @@ Status Wal::create_first_segment() {
   append_segment_header_record(&buf_, SegmentHeader{kWalFormatVersion, 0, Index(1)}, next_batch_++,
                                true);
   if (Status s = seg->file->preallocate(options_.segment_bytes); !s) return fail(s);
+  seg->capacity_bytes = options_.segment_bytes;
+  const uint64_t header_bytes = buf_.size();
+  seg->pad_with_zeros_ahead(0, &buf_);
   if (Status s = seg->file->pwrite(0, buf_); !s) return fail(s);
   if (Status s = seg->file->sync(); !s) return fail(s);
   if (Status s = fs_->sync_dir(dir_); !s) return fail(s);
-  seg->capacity_bytes = options_.segment_bytes;
-  write_offset_ = buf_.size();
+  write_offset_ = header_bytes;
   segments_.push_back(std::move(seg));
   return Status::ok();
 }
@@ -176,7 +200,9 @@ Status Wal::cut_segment(const std::string& batch_bytes, Index first_new_index) {
   if (!f) return fail(f.status());
   seg->file = std::move(*f);
   if (Status s = seg->file->preallocate(seg->capacity_bytes); !s) return fail(s);
-  if (Status s = seg->file->pwrite(0, batch_bytes); !s) return fail(s);
+  std::string padded = batch_bytes;
+  seg->pad_with_zeros_ahead(0, &padded);
+  if (Status s = seg->file->pwrite(0, padded); !s) return fail(s);
   if (Status s = seg->file->sync(); !s) return fail(s);
   if (Status s = fs_->sync_dir(dir_); !s) return fail(s);
   segments_.push_back(std::move(seg));
@@ -253,8 +279,12 @@ Status Wal::save(const HardState* hard_state, std::span<const Entry> entries,
     RAFTKV_RETURN_IF_ERROR(cut_segment(buf_, first_new_index));
   } else {
     Segment* seg = segments_.back().get();
-    if (Status s = seg->file->pwrite(write_offset_, buf_); !s) return fail(s);
-    if (Status s = seg->file->sync(); !s) return fail(s);
+    const size_t batch_bytes = buf_.size();
+    seg->pad_with_zeros_ahead(write_offset_, &buf_);
+    const Status s = seg->file->pwrite(write_offset_, buf_);
+    buf_.resize(batch_bytes);
+    if (!s) return fail(s);
+    if (Status st = seg->file->sync(); !st) return fail(st);
   }
   ++next_batch_;
 

@@ -144,6 +144,39 @@ TEST(Wal, GroupCommitIsOneWriteAndOneFdatasync) {
   EXPECT_EQ(w->last_index(), Index(64));
 }
 
+TEST(Wal, ZerosAreWrittenAMebibyteAheadOfTheRecords) {
+  // A write into a preallocated (unwritten) extent makes fdatasync write
+  // metadata too; the WAL writes zeros ahead so most saves land on blocks
+  // written before (wal.cc, kZeroAheadBytes).
+  constexpr uint64_t kMiB = 1 << 20;
+  FaultFileSystem fs;
+  const uint64_t at_start = fs.bytes_written();
+  auto w = open_ok(&fs, small_segments(4 * kMiB));
+  const uint64_t after_open = fs.bytes_written();
+  EXPECT_GE(after_open - at_start, kMiB);  // the segment header, then zeros
+  // Saves within that first mebibyte write their records only.
+  HardState hs{Term(1), NodeId(1), Index(0)};
+  ASSERT_OK(w->save(&hs, make_entries(1, 10, 1)));
+  const uint64_t one_save = fs.bytes_written() - after_open;
+  EXPECT_LT(one_save, 4096u);
+  // Enough saves to cross it: one of them writes the next mebibyte of zeros.
+  uint64_t next = 11;
+  uint64_t largest = 0;
+  for (int i = 0; i < 2000; ++i) {  // 800 bytes each
+    const uint64_t before = fs.bytes_written();
+    ASSERT_OK(w->save(nullptr, make_entries(next, next + 9, 1)));
+    next += 10;
+    largest = std::max(largest, fs.bytes_written() - before);
+  }
+  EXPECT_GE(largest, kMiB);
+  EXPECT_LE(largest, kMiB + 4096);
+  // The zeros read back as unwritten space: the whole log recovers.
+  w.reset();
+  auto again = open_ok(&fs, small_segments(4 * kMiB));
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->last_index(), Index(next - 1));
+}
+
 TEST(Wal, SaveIsDurableWhenItReturns) {
   FaultFileSystem fs;
   auto w = open_ok(&fs);
