@@ -541,42 +541,16 @@ class PeerSender {
 // ---------------------------------------------------------------------------
 // PeerService: the receiving side.
 
-class PeerService final : public raftkvpb::Peer::Service {
+// Messages is served with gRPC's callback API: each batch is decoded and
+// handed to the raft loop on the gRPC thread that read it, with no thread of
+// its own per stream to wake (SendSnapshot, which writes files, keeps one).
+class PeerService final : public raftkvpb::Peer::WithCallbackMethod_Messages<raftkvpb::Peer::Service> {
  public:
   explicit PeerService(Transport& t) : t_(t) {}
 
-  grpc::Status Messages(grpc::ServerContext* ctx,
-                        grpc::ServerReader<raftkvpb::MessageBatch>* reader,
-                        raftkvpb::MessagesResponse* resp) override {
-    Active active(*this, ctx);
-    if (!active.admitted) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport stopped");
-    raftkvpb::MessageBatch batch;
-    uint64_t batches = 0;
-    while (reader->Read(&batch)) {
-      Status s = check_header(batch.header(), t_.options_.cluster_id, t_.options_.local_id);
-      if (!s.is_ok()) return reject(s, ctx);
-      const raft::NodeId from(batch.header().from());
-      for (const raftkvpb::Message& pm : batch.messages()) {
-        Result<raft::Message> m =
-            decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
-        if (!m) return reject(m.status(), ctx);
-        if (m->type == raft::MessageType::kSnapshot) {
-          return reject(Status::invalid_argument("snapshots must travel over SendSnapshot"), ctx);
-        }
-        if (t_.callbacks_.deliver(std::move(*m))) {
-          ++t_.counters_.messages_delivered;
-        } else {
-          const uint64_t n = ++t_.counters_.inbound_dropped;
-          if (power_of_two(n)) {
-            spdlog::warn("transport: inbox full; {} incoming messages dropped so far", n);
-          }
-        }
-      }
-      ++batches;
-      ++t_.counters_.batches_received;
-    }
-    resp->set_batches_received(batches);
-    return grpc::Status::OK;
+  grpc::ServerReadReactor<raftkvpb::MessageBatch>* Messages(
+      grpc::CallbackServerContext* ctx, raftkvpb::MessagesResponse* resp) override {
+    return new MessagesReader(*this, ctx, resp);
   }
 
   grpc::Status SendSnapshot(grpc::ServerContext* ctx,
@@ -603,39 +577,108 @@ class PeerService final : public raftkvpb::Peer::Service {
   void stop() {
     std::unique_lock lk(mu_);
     stopped_ = true;
-    for (grpc::ServerContext* c : active_) c->TryCancel();
+    for (grpc::ServerContextBase* c : active_) c->TryCancel();
     cv_.wait(lk, [&] { return active_.empty(); });
   }
 
  private:
-  // Registers a running handler for stop(); admitted is false once stopped
-  // (or when too many snapshot transfers run).
-  struct Active {
-    Active(PeerService& s, grpc::ServerContext* c, bool snapshot = false)
-        : svc(s), ctx(c), is_snapshot(snapshot) {
-      std::lock_guard lk(svc.mu_);
-      if (svc.stopped_) return;
-      if (is_snapshot) {
-        if (svc.snapshot_receives_ >= svc.t_.options_.max_concurrent_snapshot_receives) return;
-        ++svc.snapshot_receives_;
-      }
-      svc.active_.insert(ctx);
-      admitted = true;
+  // Registers a running handler for stop(); false once stopped (or when too
+  // many snapshot transfers run).
+  bool admit(grpc::ServerContextBase* ctx, bool snapshot) {
+    std::lock_guard lk(mu_);
+    if (stopped_) return false;
+    if (snapshot) {
+      if (snapshot_receives_ >= t_.options_.max_concurrent_snapshot_receives) return false;
+      ++snapshot_receives_;
     }
+    active_.insert(ctx);
+    return true;
+  }
+  void release(grpc::ServerContextBase* ctx, bool snapshot) {
+    std::lock_guard lk(mu_);
+    active_.erase(ctx);
+    if (snapshot) --snapshot_receives_;
+    cv_.notify_all();
+  }
+  struct Active {
+    Active(PeerService& s, grpc::ServerContextBase* c, bool snapshot)
+        : svc(s), ctx(c), is_snapshot(snapshot), admitted(s.admit(c, snapshot)) {}
     ~Active() {
-      if (!admitted) return;
-      std::lock_guard lk(svc.mu_);
-      svc.active_.erase(ctx);
-      if (is_snapshot) --svc.snapshot_receives_;
-      svc.cv_.notify_all();
+      if (admitted) svc.release(ctx, is_snapshot);
     }
     PeerService& svc;
-    grpc::ServerContext* ctx;
+    grpc::ServerContextBase* ctx;
     bool is_snapshot;
-    bool admitted = false;
+    bool admitted;
   };
 
-  grpc::Status reject(const Status& s, grpc::ServerContext* ctx) {
+  // One Messages stream: reads batches until the sender ends it, delivering
+  // each message as its batch arrives. Deletes itself when gRPC is done.
+  class MessagesReader final : public grpc::ServerReadReactor<raftkvpb::MessageBatch> {
+   public:
+    MessagesReader(PeerService& svc, grpc::CallbackServerContext* ctx,
+                   raftkvpb::MessagesResponse* resp)
+        : svc_(svc), ctx_(ctx), resp_(resp), admitted_(svc.admit(ctx, false)) {
+      if (!admitted_) {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "transport stopped"));
+        return;
+      }
+      StartRead(&batch_);
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) {  // the sender ended the stream (or it broke)
+        resp_->set_batches_received(batches_);
+        Finish(grpc::Status::OK);
+        return;
+      }
+      Status s = svc_.deliver_batch(batch_);
+      if (!s.is_ok()) {
+        Finish(svc_.reject(s, ctx_));
+        return;
+      }
+      ++batches_;
+      StartRead(&batch_);
+    }
+
+    void OnDone() override {
+      if (admitted_) svc_.release(ctx_, false);
+      delete this;
+    }
+
+   private:
+    PeerService& svc_;
+    grpc::CallbackServerContext* ctx_;
+    raftkvpb::MessagesResponse* resp_;
+    const bool admitted_;
+    raftkvpb::MessageBatch batch_;
+    uint64_t batches_ = 0;
+  };
+
+  // Checks one received batch and hands its messages to the raft loop.
+  Status deliver_batch(const raftkvpb::MessageBatch& batch) {
+    RAFTKV_RETURN_IF_ERROR(check_header(batch.header(), t_.options_.cluster_id, t_.options_.local_id));
+    const raft::NodeId from(batch.header().from());
+    for (const raftkvpb::Message& pm : batch.messages()) {
+      Result<raft::Message> m = decode_message(pm, from, t_.options_.local_id, t_.options_.limits);
+      if (!m) return m.status();
+      if (m->type == raft::MessageType::kSnapshot) {
+        return Status::invalid_argument("snapshots must travel over SendSnapshot");
+      }
+      if (t_.callbacks_.deliver(std::move(*m))) {
+        ++t_.counters_.messages_delivered;
+      } else {
+        const uint64_t n = ++t_.counters_.inbound_dropped;
+        if (power_of_two(n)) {
+          spdlog::warn("transport: inbox full; {} incoming messages dropped so far", n);
+        }
+      }
+    }
+    ++t_.counters_.batches_received;
+    return Status::ok();
+  }
+
+  grpc::Status reject(const Status& s, grpc::ServerContextBase* ctx) {
     // A refused sender reconnects after its backoff; log the 1st, 2nd, 4th...
     // refusal so a misconfigured peer is visible without flooding the log.
     if (!power_of_two(++t_.counters_.inbound_rejected)) return to_grpc(s);
@@ -722,7 +765,7 @@ class PeerService final : public raftkvpb::Peer::Service {
   Transport& t_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::set<grpc::ServerContext*> active_;
+  std::set<grpc::ServerContextBase*> active_;
   uint32_t snapshot_receives_ = 0;
   bool stopped_ = false;
 };
