@@ -128,6 +128,13 @@ Status SnapshotWriter::flush_chunk() {
   }
   offset_ += frame.size();
   pending_.clear();
+  if (offset_ - synced_offset_ >= kSyncEveryBytes) {
+    if (Status s = file_->sync(); !s) {
+      failed_ = s;
+      return s;
+    }
+    synced_offset_ = offset_;
+  }
   return Status::ok();
 }
 

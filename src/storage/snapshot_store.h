@@ -90,8 +90,14 @@ class SnapshotWriter {
   std::string tmp_path_;
   std::string final_path_;
   raft::SnapshotMetadata metadata_;
+  // A large image is synced every kSyncEveryBytes as it is written, so its
+  // dirty pages never pile up into one long flush that the WAL's next
+  // fdatasync would wait behind.
+  static constexpr uint64_t kSyncEveryBytes = 8 << 20;
+
   std::string pending_;
   uint64_t offset_ = 0;
+  uint64_t synced_offset_ = 0;
   uint64_t total_bytes_ = 0;
   bool sealed_ = false;
   bool finished_ = false;

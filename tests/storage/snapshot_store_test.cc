@@ -100,6 +100,28 @@ TEST(SnapshotStore, LargeImagesStreamInChunksBothWays) {
   EXPECT_EQ(chunks, static_cast<int>((expected.size() + 4095) / 4096));
 }
 
+TEST(SnapshotStore, ALargeImageIsSyncedAsItIsWritten) {
+  // Every 8 MiB, so its dirty pages never become one long flush that the
+  // WAL's fdatasync would wait behind (snapshot_store.h, kSyncEveryBytes).
+  FaultFileSystem fs;
+  auto store = open_store(&fs);
+  Result<std::unique_ptr<SnapshotWriter>> w = store->begin(meta(60, 3));
+  ASSERT_TRUE(w.is_ok());
+  const uint64_t syncs_before = fs.sync_calls();
+  const std::string mib(1 << 20, 'x');
+  for (int i = 0; i < 4; ++i) ASSERT_OK((*w)->append(mib));
+  EXPECT_EQ(fs.sync_calls(), syncs_before);  // below 8 MiB: nothing yet
+  for (int i = 0; i < 20; ++i) ASSERT_OK((*w)->append(mib));
+  EXPECT_GE(fs.sync_calls() - syncs_before, 2u);  // 24 MiB written: at 8 and 16
+  EXPECT_LE(fs.sync_calls() - syncs_before, 3u);
+  ASSERT_OK((*w)->finish());
+  Result<std::unique_ptr<SnapshotReader>> r = store->open_reader((*w)->path());
+  ASSERT_TRUE(r.is_ok());
+  Result<std::string> all = (*r)->read_all();
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(all->size(), 24u << 20);
+}
+
 // Atomicity: a crash before finish() returns leaves the previous snapshot as
 // the newest, and the temp file is cleaned up.
 TEST(SnapshotStore, CrashMidWriteLeavesTheOldSnapshot) {
