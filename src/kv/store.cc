@@ -1086,8 +1086,8 @@ Result<RangeResponse> Store::range_in_txn(const RangeRequest& req, int64_t cur_r
   });
 }
 
-void Store::put_key(TxnContext& t, Index::Slot& slot, std::string_view key,
-                    std::string_view value, int64_t lease) {
+void Store::put_key(TxnContext& t, Index::Slot& slot, std::string_view key, std::string_view value,
+                    int64_t lease) {
   const int64_t main = t.write_rev();
   const uint32_t sub = t.changes++;
   const KeyRev* prev = index_.latest(slot);

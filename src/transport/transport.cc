@@ -544,7 +544,8 @@ class PeerSender {
 // Messages is served with gRPC's callback API: each batch is decoded and
 // handed to the raft loop on the gRPC thread that read it, with no thread of
 // its own per stream to wake (SendSnapshot, which writes files, keeps one).
-class PeerService final : public raftkvpb::Peer::WithCallbackMethod_Messages<raftkvpb::Peer::Service> {
+class PeerService final
+    : public raftkvpb::Peer::WithCallbackMethod_Messages<raftkvpb::Peer::Service> {
  public:
   explicit PeerService(Transport& t) : t_(t) {}
 
@@ -657,7 +658,8 @@ class PeerService final : public raftkvpb::Peer::WithCallbackMethod_Messages<raf
 
   // Checks one received batch and hands its messages to the raft loop.
   Status deliver_batch(const raftkvpb::MessageBatch& batch) {
-    RAFTKV_RETURN_IF_ERROR(check_header(batch.header(), t_.options_.cluster_id, t_.options_.local_id));
+    RAFTKV_RETURN_IF_ERROR(
+        check_header(batch.header(), t_.options_.cluster_id, t_.options_.local_id));
     const raft::NodeId from(batch.header().from());
     for (const raftkvpb::Message& pm : batch.messages()) {
       Result<raft::Message> m = decode_message(pm, from, t_.options_.local_id, t_.options_.limits);

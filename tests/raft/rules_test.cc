@@ -639,8 +639,7 @@ TEST(Replication, follower_forwards_back_to_back_proposals_in_one_message) {
   ASSERT_TRUE(c->core(2).propose(std::string(40, 'a')).is_ok());
   ASSERT_TRUE(c->core(2).propose(std::string(40, 'b')).is_ok());
   ASSERT_TRUE(c->core(2).propose(std::string(40, 'c')).is_ok());  // over 100 bytes: a new one
-  ASSERT_TRUE(
-      c->core(2).propose_conf_change(cc_of({{ConfChangeType::kAddLearner, N(4)}})).is_ok());
+  ASSERT_TRUE(c->core(2).propose_conf_change(cc_of({{ConfChangeType::kAddLearner, N(4)}})).is_ok());
   ASSERT_TRUE(c->core(2).propose("d").is_ok());
   auto props = of_type(c->drain(2), MessageType::kPropose);
   ASSERT_EQ(props.size(), 4u);
