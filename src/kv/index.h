@@ -74,10 +74,6 @@ class Index {
   /// reads and the append of one change (the apply path makes one lookup per
   /// put instead of three). Any other change to the index invalidates it.
   class Slot {
-   public:
-    bool found() const { return found_; }
-
-   private:
     friend class Index;
     Map::iterator it_;
     bool found_ = false;

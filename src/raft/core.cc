@@ -1023,10 +1023,11 @@ Status Core::forward_to_leader(Message m, const char* no_leader_message) {
   // Client proposals forwarded back to back travel as one message, up to
   // the size of one append (conf changes travel alone: the leader refuses a
   // message whole if one of its entries does not fit the configuration).
-  if (m.type == MessageType::kPropose && !msgs_.empty() && all_normal(m.entries)) {
+  const bool mergeable = m.type == MessageType::kPropose && all_normal(m.entries);
+  if (mergeable && forwarded_mergeable_ && !msgs_.empty()) {
     Message& last = msgs_.back();
     const uint64_t bytes = payload_bytes(m.entries);
-    if (last.type == MessageType::kPropose && last.to == leader_ && all_normal(last.entries) &&
+    if (last.type == MessageType::kPropose && last.to == leader_ &&
         forwarded_bytes_ + bytes <= cfg_.max_size_per_msg_bytes) {
       last.entries.insert(last.entries.end(), std::make_move_iterator(m.entries.begin()),
                           std::make_move_iterator(m.entries.end()));
@@ -1034,7 +1035,10 @@ Status Core::forward_to_leader(Message m, const char* no_leader_message) {
       return Status::ok();
     }
   }
-  if (m.type == MessageType::kPropose) forwarded_bytes_ = payload_bytes(m.entries);
+  if (m.type == MessageType::kPropose) {
+    forwarded_bytes_ = payload_bytes(m.entries);
+    forwarded_mergeable_ = mergeable;
+  }
   m.to = leader_;
   send(std::move(m));
   return Status::ok();

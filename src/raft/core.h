@@ -348,9 +348,12 @@ class Core {
   /// Leader: followers due an append at the next Ready, and whether an empty
   /// one is wanted (to carry the commit index). Cleared on every role change.
   std::map<NodeId, bool> append_due_;
-  /// Payload bytes of the last message in msgs_ when it is a forwarded
-  /// proposal (forward_to_leader merges the next one into it).
+  /// Payload bytes of the last forwarded proposal, and whether it holds
+  /// client entries only: while it is the last message in msgs_,
+  /// forward_to_leader merges the next one into it (kPropose is sent nowhere
+  /// else, so a kPropose at the back of msgs_ is that proposal).
   uint64_t forwarded_bytes_ = 0;
+  bool forwarded_mergeable_ = false;
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;
   std::vector<ReadState> read_states_;
