@@ -193,7 +193,8 @@ class AuthServicesTest(unittest.TestCase):
             r = ctl(ep, *ALICE, "member", "add", "m2", "--learner", f"--peer-urls={peer}")
             self.assertIn(DENIED, r.stderr)
             out = ok(ep, *ROOT, "member", "add", "m2", "--learner", f"--peer-urls={peer}")
-            m = re.search(r"Member ([0-9a-f]+) added", out)
+            # etcdctl prints the id with %16x: a leading zero digit becomes a space.
+            m = re.search(r"Member +([0-9a-f]+) added", out)
             self.assertTrue(m, out)
             for cmd in (["member", "update", m.group(1), f"--peer-urls={peer}"],
                         ["member", "promote", m.group(1)],
